@@ -1,0 +1,65 @@
+//! One certificate the module staples, as found at configuration time:
+//! its id in shared memory, its OCSP identity, where its staple comes from.
+
+use std::fmt;
+
+use openssl::hash::{hash, MessageDigest};
+use openssl::x509::{X509Ref, X509};
+
+use crate::ocsp::{CertificateStatusId, CheckedResponse};
+
+/// SHA-256 of the certificate's DER: the key of its entry in the zone.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(C)]
+pub struct CertificateKey(pub [u8; 32]);
+
+impl CertificateKey {
+    pub fn of(cert: &X509Ref) -> Option<CertificateKey> {
+        let der = cert.to_der().ok()?;
+        let digest = hash(MessageDigest::sha256(), &der).ok()?;
+        let mut key = [0u8; 32];
+        if digest.len() != key.len() {
+            return None;
+        }
+        key.copy_from_slice(&digest);
+        Some(CertificateKey(key))
+    }
+}
+
+impl fmt::Display for CertificateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CertificateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Which nginx block a server came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Stream,
+}
+
+/// A certificate with `ssl_stapling on`, as the module registered it.
+pub struct Certificate {
+    pub key: CertificateKey,
+    /// nginx's name for it (the `ssl_certificate` path), for log lines.
+    pub name: String,
+    pub x509: X509,
+    pub chain: Vec<X509>,
+    pub status_id: CertificateStatusId,
+    /// `ssl_stapling_file`, when the staple comes from a file.
+    pub file: Option<String>,
+    /// The file's response, when it passed the checks.
+    pub file_staple: Option<CheckedResponse>,
+    pub verify: bool,
+    pub protocol: Protocol,
+}

@@ -1,0 +1,188 @@
+//! Finds every server with `ssl_stapling on` in the http and stream blocks
+//! of a freshly parsed configuration, and every certificate nginx loaded
+//! for it.
+//!
+//! Modules are looked up by name in `cycle->modules`, never by symbol, so
+//! the module loads whether or not a dynamic stream module is present.
+
+use std::ffi::{c_void, CStr};
+
+use foreign_types::ForeignTypeRef;
+use nginx_sys::{
+    ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_main_conf_t,
+    ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_ssl_t, ngx_str_t,
+};
+use openssl::x509::{X509Ref, X509};
+
+use crate::certificate::Protocol;
+
+/// The stapling settings of one server, read from nginx's own ssl module
+/// configuration (`ngx_http_ssl_srv_conf_t` / `ngx_stream_ssl_srv_conf_t`).
+pub struct StaplingServer {
+    pub protocol: Protocol,
+    pub ssl: *mut ngx_ssl_t,
+    pub verify: bool,
+    pub file: Option<String>,
+    pub responder: Option<String>,
+}
+
+impl StaplingServer {
+    /// The certificates nginx loaded for this server (`ngx_ssl_t.certs`),
+    /// with nginx's name for each.
+    ///
+    /// # Safety
+    /// The server's configuration must be alive.
+    pub unsafe fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
+        let certs: &ngx_array_t = &(*self.ssl).certs;
+        if certs.elts.is_null() {
+            return Vec::new();
+        }
+        let ptrs =
+            std::slice::from_raw_parts(certs.elts as *const *mut openssl_sys::X509, certs.nelts);
+        ptrs.iter()
+            .filter(|p| !p.is_null())
+            .map(|&p| {
+                let owned = X509Ref::from_ptr(p).to_owned();
+                (p, owned, certificate_name(p))
+            })
+            .collect()
+    }
+}
+
+fn certificate_name(cert: *mut openssl_sys::X509) -> String {
+    // SAFETY: nginx stores the certificate's file name (a C string in the
+    // cycle pool) at this ex_data index of every certificate it loads.
+    unsafe {
+        let p = crate::ssl_ffi::X509_get_ex_data(cert, nginx_sys::ngx_ssl_certificate_name_index)
+            as *const i8;
+        if p.is_null() {
+            return String::from("(unnamed)");
+        }
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+fn str_of(s: &ngx_str_t) -> Option<String> {
+    (s.len > 0 && !s.data.is_null()).then(|| String::from_utf8_lossy(s.as_bytes()).into_owned())
+}
+
+/// # Safety
+/// `cycle` is a cycle whose configuration has been parsed.
+unsafe fn module_by_name(cycle: *mut ngx_cycle_t, name: &CStr) -> Option<&'static ngx_module_t> {
+    let modules = (*cycle).modules;
+    if modules.is_null() {
+        return None;
+    }
+    for i in 0..(*cycle).modules_n {
+        let m = *modules.add(i);
+        if m.is_null() {
+            break;
+        }
+        if !(*m).name.is_null() && CStr::from_ptr((*m).name) == name {
+            return Some(&*m);
+        }
+    }
+    None
+}
+
+/// The main configuration of `block` (ngx_http_module / ngx_stream_module),
+/// as the ctx struct both share: { main_conf, srv_conf, ... }.
+unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<*mut ngx_http_conf_ctx_t> {
+    let m = module_by_name(cycle, block)?;
+    if (*cycle).conf_ctx.is_null() || m.index >= (*cycle).modules_n {
+        return None;
+    }
+    // conf_ctx[index] of a block module holds its ctx
+    // (ngx_http_cycle_get_module_main_conf).
+    let ctx = *(*cycle).conf_ctx.add(m.index) as *mut ngx_http_conf_ctx_t;
+    (!ctx.is_null()).then_some(ctx)
+}
+
+/// Every http and stream server with stapling on and an SSL context.
+///
+/// # Safety
+/// `cycle` is a cycle whose configuration has been parsed and not freed.
+pub unsafe fn stapling_servers(cycle: *mut ngx_cycle_t) -> Vec<StaplingServer> {
+    let mut out = Vec::new();
+    http_servers(cycle, &mut out);
+    stream_servers(cycle, &mut out);
+    out
+}
+
+unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
+    let (Some(ctx), Some(core), Some(ssl)) = (
+        block_ctx(cycle, c"ngx_http_module"),
+        module_by_name(cycle, c"ngx_http_core_module"),
+        module_by_name(cycle, c"ngx_http_ssl_module"),
+    ) else {
+        return;
+    };
+    let cmcf = *(*ctx).main_conf.add(core.ctx_index) as *mut ngx_http_core_main_conf_t;
+    if cmcf.is_null() || (*cmcf).servers.elts.is_null() {
+        return;
+    }
+    let servers = std::slice::from_raw_parts(
+        (*cmcf).servers.elts as *const *mut ngx_http_core_srv_conf_t,
+        (*cmcf).servers.nelts,
+    );
+    for &cscf in servers {
+        if cscf.is_null() || (*cscf).ctx.is_null() {
+            continue;
+        }
+        let sscf = *(*(*cscf).ctx).srv_conf.add(ssl.ctx_index) as *mut ngx_http_ssl_srv_conf_t;
+        if sscf.is_null() || (*sscf).ssl.ctx.is_null() || (*sscf).stapling <= 0 {
+            continue;
+        }
+        out.push(StaplingServer {
+            protocol: Protocol::Http,
+            ssl: &mut (*sscf).ssl,
+            verify: (*sscf).stapling_verify > 0,
+            file: str_of(&(*sscf).stapling_file),
+            responder: str_of(&(*sscf).stapling_responder),
+        });
+    }
+}
+
+#[cfg(ngx_feature = "stream_ssl")]
+unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
+    use nginx_sys::{
+        ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t, ngx_stream_ssl_srv_conf_t,
+    };
+
+    let (Some(ctx), Some(core), Some(ssl)) = (
+        block_ctx(cycle, c"ngx_stream_module"),
+        module_by_name(cycle, c"ngx_stream_core_module"),
+        module_by_name(cycle, c"ngx_stream_ssl_module"),
+    ) else {
+        return;
+    };
+    // ngx_stream_conf_ctx_t is { main_conf, srv_conf }: the same prefix.
+    let cmcf = *(*ctx).main_conf.add(core.ctx_index) as *mut ngx_stream_core_main_conf_t;
+    if cmcf.is_null() || (*cmcf).servers.elts.is_null() {
+        return;
+    }
+    let servers = std::slice::from_raw_parts(
+        (*cmcf).servers.elts as *const *mut ngx_stream_core_srv_conf_t,
+        (*cmcf).servers.nelts,
+    );
+    for &cscf in servers {
+        if cscf.is_null() || (*cscf).ctx.is_null() {
+            continue;
+        }
+        let srv_conf = (*(*cscf).ctx).srv_conf as *mut *mut c_void;
+        let sscf = *srv_conf.add(ssl.ctx_index) as *mut ngx_stream_ssl_srv_conf_t;
+        if sscf.is_null() || (*sscf).ssl.ctx.is_null() || (*sscf).stapling <= 0 {
+            continue;
+        }
+        out.push(StaplingServer {
+            protocol: Protocol::Stream,
+            ssl: &mut (*sscf).ssl,
+            verify: (*sscf).stapling_verify > 0,
+            file: str_of(&(*sscf).stapling_file),
+            responder: str_of(&(*sscf).stapling_responder),
+        });
+    }
+}
+
+#[cfg(not(ngx_feature = "stream_ssl"))]
+unsafe fn stream_servers(_cycle: *mut ngx_cycle_t, _out: &mut Vec<StaplingServer>) {}

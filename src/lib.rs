@@ -1,0 +1,208 @@
+//! ngx_ssl_stapling_module: takes over OCSP stapling for every server that
+//! has `ssl_stapling on`, serving staples from one shared-memory zone.
+//!
+//! This file is only the module's glue: the nginx module definition, its
+//! directive, and the configuration-time hooks.
+
+use std::ffi::{c_char, c_void};
+use std::ptr;
+
+use nginx_sys::{
+    ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_int_t, ngx_module_t,
+    ngx_parse_size, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, ngx_uint_t, NGX_CONF_TAKE1,
+    NGX_CORE_MODULE, NGX_DIRECT_CONF, NGX_LOG_CRIT, NGX_LOG_EMERG, NGX_MAIN_CONF,
+    NGX_PROCESS_SIGNALLER,
+};
+use ngx::core::Pool;
+
+pub mod callback;
+pub mod certificate;
+pub mod context;
+pub mod discover;
+pub mod log;
+pub mod ocsp;
+pub mod ssl_ffi;
+pub mod zone;
+
+use context::StaplingContext;
+use log::log;
+
+const NGX_OK: ngx_int_t = 0;
+const NGX_ERROR: ngx_int_t = -1;
+const NGX_CONF_OK: *mut c_char = ptr::null_mut();
+const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
+
+const DEFAULT_ZONE_NAME: &str = "ssl_stapling";
+const DEFAULT_ZONE_SIZE: usize = 1024 * 1024;
+/// nginx refuses slab zones under 8 pages.
+const MIN_ZONE_SIZE: usize = 32 * 1024;
+
+/// The module's main configuration (`ssl_stapling_zone`).
+struct MainConf {
+    zone_name: Option<Vec<u8>>,
+    zone_size: usize,
+}
+
+/// The zone's name must outlive the cycle's shm list: keep it in the pool.
+struct ZoneName(Vec<u8>);
+
+unsafe extern "C" fn create_conf(cycle: *mut ngx_cycle_t) -> *mut c_void {
+    let pool = Pool::from_ngx_pool((*cycle).pool);
+    pool.allocate(MainConf {
+        zone_name: None,
+        zone_size: DEFAULT_ZONE_SIZE,
+    })
+    .cast()
+}
+
+/// `ssl_stapling_zone name:size;`
+unsafe extern "C" fn set_zone(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = &mut *(conf as *mut MainConf);
+    if conf.zone_name.is_some() {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    let args = (*(*cf).args).elts as *mut ngx_str_t;
+    let value = &*args.add(1);
+    let bytes = value.as_bytes();
+    let Some(colon) = bytes.iter().rposition(|&b| b == b':') else {
+        ngx::ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "invalid zone \"{}\", expected name:size",
+            value
+        );
+        return NGX_CONF_ERROR;
+    };
+    let (name, size) = (&bytes[..colon], &bytes[colon + 1..]);
+    let mut size_str = ngx_str_t {
+        len: size.len(),
+        data: size.as_ptr().cast_mut(),
+    };
+    let size = ngx_parse_size(&mut size_str);
+    if name.is_empty() || size < 0 {
+        ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid zone \"{}\"", value);
+        return NGX_CONF_ERROR;
+    }
+    let size = size as usize;
+    if size < MIN_ZONE_SIZE {
+        ngx::ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "zone \"{}\" is too small, the minimum is 32k",
+            value
+        );
+        return NGX_CONF_ERROR;
+    }
+    conf.zone_name = Some(name.to_vec());
+    conf.zone_size = size;
+    NGX_CONF_OK
+}
+
+/// Runs once the whole configuration is parsed: every http and stream
+/// server is merged, its SSL_CTX built and its certificates loaded.
+unsafe extern "C" fn init_conf(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_char {
+    let conf = &*(conf as *const MainConf);
+    // `nginx -s reload` parses the configuration too; it must not act.
+    if nginx_sys::ngx_process == NGX_PROCESS_SIGNALLER as ngx_uint_t {
+        return NGX_CONF_OK;
+    }
+    let log_ = (*cycle).log;
+    let servers = discover::stapling_servers(cycle);
+    if servers.is_empty() {
+        return NGX_CONF_OK;
+    }
+
+    let pool = Pool::from_ngx_pool((*cycle).pool);
+    let ctx = StaplingContext::build(&servers, log_, nginx_sys::ngx_time(), true);
+    let ctx: *mut StaplingContext = pool.allocate(ctx);
+    if ctx.is_null() {
+        return NGX_CONF_ERROR;
+    }
+
+    let name: *mut ZoneName = pool.allocate(ZoneName(
+        conf.zone_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ZONE_NAME.as_bytes().to_vec()),
+    ));
+    if name.is_null() {
+        return NGX_CONF_ERROR;
+    }
+    let mut zone_name = ngx_str_t {
+        len: (*name).0.len(),
+        data: (*name).0.as_mut_ptr(),
+    };
+    // ngx_shared_memory_add reads only cf->cycle (and cf->log for errors).
+    let mut cf: ngx_conf_t = std::mem::zeroed();
+    cf.cycle = cycle;
+    cf.pool = (*cycle).pool;
+    cf.log = log_;
+    let shm = ngx_shared_memory_add(
+        &mut cf,
+        &mut zone_name,
+        conf.zone_size,
+        ptr::addr_of_mut!(ngx_ssl_stapling_module).cast(),
+    );
+    if shm.is_null() {
+        return NGX_CONF_ERROR;
+    }
+    (*shm).init = Some(init_zone);
+    (*shm).data = ctx.cast();
+
+    StaplingContext::install(ctx, &servers);
+    NGX_CONF_OK
+}
+
+/// Zone init, in the master after every (re)configuration, before workers
+/// start: the staples of this configuration go in before anyone asks.
+unsafe extern "C" fn init_zone(shm: *mut ngx_shm_zone_t, _odata: *mut c_void) -> ngx_int_t {
+    let ctx = &*((*shm).data as *const StaplingContext);
+    let log_ = (*shm).shm.log;
+    let Some(zone) = zone::Zone::from_addr((*shm).shm.addr) else {
+        return NGX_ERROR;
+    };
+    match ctx.fill_zone(zone, log_, nginx_sys::ngx_time()) {
+        Ok(()) => NGX_OK,
+        Err(e) => {
+            log!(
+                NGX_LOG_CRIT,
+                log_,
+                "ssl_stapling: {e} (zone \"{}\"); raise its size with \"ssl_stapling_zone\"",
+                (*shm).shm.name
+            );
+            NGX_OK
+        }
+    }
+}
+
+static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
+    name: ngx::ngx_string!("ssl_stapling"),
+    create_conf: Some(create_conf),
+    init_conf: Some(init_conf),
+};
+
+static mut COMMANDS: [ngx_command_t; 2] = [
+    ngx_command_t {
+        name: ngx::ngx_string!("ssl_stapling_zone"),
+        type_: (NGX_MAIN_CONF | NGX_DIRECT_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_zone),
+        conf: 0,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t::empty(),
+];
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_ssl_stapling_module: ngx_module_t = ngx_module_t {
+    ctx: ptr::addr_of!(CORE_CTX) as *mut c_void,
+    commands: ptr::addr_of!(COMMANDS) as *mut ngx_command_t,
+    type_: NGX_CORE_MODULE as ngx_uint_t,
+    ..ngx_module_t::default()
+};
+
+ngx::ngx_modules!(ngx_ssl_stapling_module);

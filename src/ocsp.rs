@@ -1,0 +1,216 @@
+//! OCSP response checks that need no nginx: parse a DER response, find the
+//! SingleResponse for one certificate, check its validity window against a
+//! given time. The same checks apply to staples read from `ssl_stapling_file`,
+//! fetched from a responder, or read back from a store.
+
+use foreign_types::ForeignTypeRef;
+use openssl::asn1::{Asn1GeneralizedTimeRef, Asn1Time, Asn1TimeRef};
+use openssl::hash::MessageDigest;
+use openssl::ocsp::{
+    OcspBasicResponseRef, OcspCertId, OcspCertStatus, OcspResponse, OcspResponseStatus,
+};
+use openssl::x509::{X509Ref, X509};
+
+use crate::ssl_ffi;
+
+/// nginx accepts thisUpdate up to 5 minutes in the future and nextUpdate up
+/// to 5 minutes in the past (`OCSP_check_validity(..., 300, -1)`).
+pub const MAX_SKEW_SECS: i64 = 300;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OcspError {
+    #[error("not a DER-encoded OCSP response")]
+    Parse,
+    #[error("OCSP response status is \"{0}\"")]
+    NotSuccessful(&'static str),
+    #[error("not a basic OCSP response")]
+    NotBasic,
+    #[error("no status for this certificate in the OCSP response (it is for another certificate)")]
+    NoMatchingResponse,
+    #[error("OCSP response has a thisUpdate {0} s in the future")]
+    NotYetValid(i64),
+    #[error("OCSP response expired {0} s ago (nextUpdate is in the past)")]
+    Expired(i64),
+    #[error("OCSP response has nextUpdate before thisUpdate")]
+    BadValidity,
+    #[error("unreadable time in the OCSP response")]
+    BadTime,
+    #[error("OCSP response signature verification failed: {0}")]
+    Verify(String),
+}
+
+/// The revocation status a response gives for our certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    Good,
+    Revoked,
+    Unknown,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Good => "good",
+            CertStatus::Revoked => "revoked",
+            CertStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// A response that passed every check, ready to be stapled.
+#[derive(Debug, Clone)]
+pub struct CheckedResponse {
+    pub der: Vec<u8>,
+    pub status: CertStatus,
+    /// Unix seconds.
+    pub this_update: i64,
+    /// Unix seconds; `None` when the responder gave no nextUpdate.
+    pub next_update: Option<i64>,
+}
+
+/// What identifies one certificate in OCSP (RFC 6960 4.1.1): the issuer's
+/// name and key hashes and the serial. Without the issuer only the issuer
+/// name hash and the serial can be compared.
+pub struct CertificateStatusId {
+    cert: X509,
+    issuer: Option<X509>,
+}
+
+impl CertificateStatusId {
+    pub fn new(cert: &X509Ref, issuer: Option<&X509Ref>) -> Self {
+        CertificateStatusId {
+            cert: cert.to_owned(),
+            issuer: issuer.map(|i| i.to_owned()),
+        }
+    }
+
+    pub fn has_issuer(&self) -> bool {
+        self.issuer.is_some()
+    }
+
+    /// The CertID nginx puts in its requests: SHA-1 hashes
+    /// (`OCSP_cert_to_id(NULL, cert, issuer)`).
+    pub fn cert_id(&self) -> Option<OcspCertId> {
+        let issuer = self.issuer.as_ref()?;
+        OcspCertId::from_cert(MessageDigest::sha1(), &self.cert, issuer).ok()
+    }
+
+    /// Finds our SingleResponse: (status, thisUpdate, nextUpdate).
+    fn find(
+        &self,
+        basic: &OcspBasicResponseRef,
+    ) -> Result<(CertStatus, i64, Option<i64>), OcspError> {
+        if let Some(id) = self.cert_id() {
+            let st = basic
+                .find_status(&id)
+                .ok_or(OcspError::NoMatchingResponse)?;
+            let this = generalized_to_unix(st.this_update)?;
+            let next = st.next_update().map(generalized_to_unix).transpose()?;
+            return Ok((cert_status(st.status), this, next));
+        }
+        ssl_ffi::find_by_serial_and_issuer_name(basic, &self.cert)
+            .ok_or(OcspError::NoMatchingResponse)
+    }
+}
+
+fn cert_status(s: OcspCertStatus) -> CertStatus {
+    if s == OcspCertStatus::GOOD {
+        CertStatus::Good
+    } else if s == OcspCertStatus::REVOKED {
+        CertStatus::Revoked
+    } else {
+        CertStatus::Unknown
+    }
+}
+
+pub(crate) fn generalized_to_unix(t: &Asn1GeneralizedTimeRef) -> Result<i64, OcspError> {
+    // SAFETY: ASN1_GENERALIZEDTIME and ASN1_TIME are both ASN1_STRING in
+    // OpenSSL; the ASN1_TIME functions accept either.
+    let t = unsafe { Asn1TimeRef::from_ptr(t.as_ptr().cast()) };
+    asn1_to_unix(t)
+}
+
+pub(crate) fn asn1_to_unix(t: &Asn1TimeRef) -> Result<i64, OcspError> {
+    let epoch = Asn1Time::from_unix(0).map_err(|_| OcspError::BadTime)?;
+    let d = epoch.diff(t).map_err(|_| OcspError::BadTime)?;
+    Ok(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
+
+fn response_status_name(s: OcspResponseStatus) -> &'static str {
+    match s {
+        OcspResponseStatus::MALFORMED_REQUEST => "malformedRequest",
+        OcspResponseStatus::INTERNAL_ERROR => "internalError",
+        OcspResponseStatus::TRY_LATER => "tryLater",
+        OcspResponseStatus::SIG_REQUIRED => "sigRequired",
+        OcspResponseStatus::UNAUTHORIZED => "unauthorized",
+        _ => "unknown",
+    }
+}
+
+/// How a basic response's signature is checked before anything else is
+/// looked at (nginx: `OCSP_basic_verify(basic, chain, store, flags)`).
+pub trait SignatureCheck {
+    fn verify(&self, basic: &OcspBasicResponseRef) -> Result<(), OcspError>;
+}
+
+/// For staples nginx does not verify (`ssl_stapling_file`).
+pub struct NoSignatureCheck;
+
+impl SignatureCheck for NoSignatureCheck {
+    fn verify(&self, _basic: &OcspBasicResponseRef) -> Result<(), OcspError> {
+        Ok(())
+    }
+}
+
+/// Checks one DER response for one certificate at time `now` (Unix seconds),
+/// the way nginx checks fetched responses, plus the check nginx leaves out:
+/// a response already past its nextUpdate is refused, since it would never
+/// be served.
+pub fn check_response(
+    der: &[u8],
+    id: &CertificateStatusId,
+    signature: &dyn SignatureCheck,
+    now: i64,
+) -> Result<CheckedResponse, OcspError> {
+    let resp = OcspResponse::from_der(der).map_err(|_| OcspError::Parse)?;
+    let status = resp.status();
+    if status != OcspResponseStatus::SUCCESSFUL {
+        return Err(OcspError::NotSuccessful(response_status_name(status)));
+    }
+    let basic = resp.basic().map_err(|_| OcspError::NotBasic)?;
+    signature.verify(&basic)?;
+
+    let (status, this_update, next_update) = id.find(&basic)?;
+    check_validity(this_update, next_update, now)?;
+
+    Ok(CheckedResponse {
+        der: der.to_vec(),
+        status,
+        this_update,
+        next_update,
+    })
+}
+
+/// RFC 6960 4.2.2.1 validity window, with nginx's skew allowance for
+/// thisUpdate; a nextUpdate in the past is always refused.
+pub fn check_validity(
+    this_update: i64,
+    next_update: Option<i64>,
+    now: i64,
+) -> Result<(), OcspError> {
+    if this_update > now.saturating_add(MAX_SKEW_SECS) {
+        return Err(OcspError::NotYetValid(this_update - now));
+    }
+    if let Some(next) = next_update {
+        if next < this_update {
+            return Err(OcspError::BadValidity);
+        }
+        if next <= now {
+            return Err(OcspError::Expired(now - next));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+use openssl::ocsp::{OcspResponse, OcspResponseStatus};
+use openssl::x509::X509;
+
+use super::*;
+
+fn pem(name: &str) -> X509 {
+    let path = format!("{}/src/ocsp/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    X509::from_pem(&std::fs::read(path).expect("fixture")).expect("pem")
+}
+
+fn der(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/src/ocsp/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+fn leaf_id() -> CertificateStatusId {
+    CertificateStatusId::new(&pem("leaf.pem"), Some(&pem("ca.pem")))
+}
+
+/// (thisUpdate, nextUpdate) of the fixture's single response, read
+/// independently of the code under test's window checks.
+fn times(name: &str) -> (i64, Option<i64>) {
+    let resp = OcspResponse::from_der(&der(name)).unwrap();
+    let basic = resp.basic().unwrap();
+    let id = leaf_id().cert_id().unwrap();
+    let st = basic.find_status(&id).unwrap();
+    (
+        generalized_to_unix(st.this_update).unwrap(),
+        st.next_update().map(|t| generalized_to_unix(t).unwrap()),
+    )
+}
+
+#[test]
+fn good_response_for_our_certificate_is_accepted() {
+    let (this, next) = times("good.der");
+    let r = check_response(&der("good.der"), &leaf_id(), &NoSignatureCheck, this + 60).unwrap();
+    assert_eq!(r.status, CertStatus::Good);
+    assert_eq!(r.this_update, this);
+    assert_eq!(r.next_update, next);
+    assert_eq!(next.unwrap() - this, 7 * 86_400);
+    assert_eq!(r.der, der("good.der"));
+}
+
+#[test]
+fn response_for_another_certificate_is_refused() {
+    let (this, _) = times("good.der");
+    let err = check_response(&der("other.der"), &leaf_id(), &NoSignatureCheck, this).unwrap_err();
+    assert_eq!(err, OcspError::NoMatchingResponse);
+}
+
+#[test]
+fn expired_response_is_refused() {
+    let (_, next) = times("good.der");
+    let next = next.unwrap();
+    let err =
+        check_response(&der("good.der"), &leaf_id(), &NoSignatureCheck, next + 10).unwrap_err();
+    assert_eq!(err, OcspError::Expired(10));
+    // nextUpdate itself is already too late: a staple is never served at it.
+    assert!(check_response(&der("good.der"), &leaf_id(), &NoSignatureCheck, next).is_err());
+    assert!(check_response(&der("good.der"), &leaf_id(), &NoSignatureCheck, next - 1).is_ok());
+}
+
+#[test]
+fn this_update_in_the_future_is_allowed_five_minutes_of_skew() {
+    let (this, _) = times("good.der");
+    let id = leaf_id();
+    assert!(check_response(&der("good.der"), &id, &NoSignatureCheck, this - 300).is_ok());
+    let err = check_response(&der("good.der"), &id, &NoSignatureCheck, this - 301).unwrap_err();
+    assert_eq!(err, OcspError::NotYetValid(301));
+}
+
+#[test]
+fn revoked_status_is_reported() {
+    let (this, _) = times("revoked.der");
+    let r = check_response(&der("revoked.der"), &leaf_id(), &NoSignatureCheck, this).unwrap();
+    assert_eq!(r.status, CertStatus::Revoked);
+}
+
+#[test]
+fn response_without_next_update_has_none() {
+    let (this, next) = times("no-next-update.der");
+    assert_eq!(next, None);
+    let r = check_response(
+        &der("no-next-update.der"),
+        &leaf_id(),
+        &NoSignatureCheck,
+        this + 86_400 * 365,
+    )
+    .unwrap();
+    assert_eq!(r.next_update, None);
+}
+
+#[test]
+fn garbage_and_truncated_input_are_parse_errors() {
+    let id = leaf_id();
+    assert_eq!(
+        check_response(b"not der", &id, &NoSignatureCheck, 0).unwrap_err(),
+        OcspError::Parse
+    );
+    let good = der("good.der");
+    let cut = &good[..good.len() / 2];
+    assert_eq!(
+        check_response(cut, &id, &NoSignatureCheck, 0).unwrap_err(),
+        OcspError::Parse
+    );
+    assert_eq!(
+        check_response(&[], &id, &NoSignatureCheck, 0).unwrap_err(),
+        OcspError::Parse
+    );
+}
+
+#[test]
+fn unsuccessful_response_status_is_named() {
+    let resp = OcspResponse::create(OcspResponseStatus::TRY_LATER, None).unwrap();
+    let err =
+        check_response(&resp.to_der().unwrap(), &leaf_id(), &NoSignatureCheck, 0).unwrap_err();
+    assert_eq!(err, OcspError::NotSuccessful("tryLater"));
+    assert_eq!(err.to_string(), "OCSP response status is \"tryLater\"");
+}
+
+#[test]
+fn without_the_issuer_serial_and_issuer_name_still_match() {
+    let (this, _) = times("good.der");
+    let no_issuer = CertificateStatusId::new(&pem("leaf.pem"), None);
+    let r = check_response(&der("good.der"), &no_issuer, &NoSignatureCheck, this).unwrap();
+    assert_eq!(r.status, CertStatus::Good);
+    let err = check_response(&der("other.der"), &no_issuer, &NoSignatureCheck, this).unwrap_err();
+    assert_eq!(err, OcspError::NoMatchingResponse);
+}
+
+#[test]
+fn validity_window_edges() {
+    assert!(check_validity(100, Some(200), 150).is_ok());
+    assert!(check_validity(100, None, 1_000_000).is_ok());
+    assert_eq!(
+        check_validity(200, Some(100), 150),
+        Err(OcspError::BadValidity)
+    );
+    assert_eq!(
+        check_validity(100, Some(200), 200),
+        Err(OcspError::Expired(0))
+    );
+}

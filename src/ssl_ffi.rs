@@ -1,0 +1,219 @@
+//! The few OpenSSL calls the `openssl` crate does not wrap: walking the
+//! SingleResponses of a basic response, the issuer lookup nginx does in its
+//! trusted store, and the SSL_CTX controls behind C macros. All of them are
+//! in the libcrypto/libssl that nginx itself links.
+
+use std::ffi::{c_int, c_long, c_void};
+use std::ptr;
+
+use foreign_types::{ForeignType, ForeignTypeRef};
+use openssl::asn1::Asn1GeneralizedTimeRef;
+use openssl::hash::{hash, MessageDigest};
+use openssl::ocsp::OcspBasicResponseRef;
+use openssl::stack::StackRef;
+use openssl::x509::{X509Ref, X509};
+use openssl_sys as sys;
+
+use crate::ocsp::{generalized_to_unix, CertStatus};
+
+#[allow(non_camel_case_types)]
+type OCSP_SINGLERESP = c_void;
+
+extern "C" {
+    fn OCSP_resp_count(bs: *mut sys::OCSP_BASICRESP) -> c_int;
+    fn OCSP_resp_get0(bs: *mut sys::OCSP_BASICRESP, idx: c_int) -> *mut OCSP_SINGLERESP;
+    fn OCSP_SINGLERESP_get0_id(single: *const OCSP_SINGLERESP) -> *const sys::OCSP_CERTID;
+    fn OCSP_id_get0_info(
+        name_hash: *mut *mut sys::ASN1_OCTET_STRING,
+        md: *mut *mut sys::ASN1_OBJECT,
+        key_hash: *mut *mut sys::ASN1_OCTET_STRING,
+        serial: *mut *mut sys::ASN1_INTEGER,
+        cid: *mut sys::OCSP_CERTID,
+    ) -> c_int;
+    fn OCSP_single_get0_status(
+        single: *mut OCSP_SINGLERESP,
+        reason: *mut c_int,
+        revtime: *mut *mut sys::ASN1_GENERALIZEDTIME,
+        thisupd: *mut *mut sys::ASN1_GENERALIZEDTIME,
+        nextupd: *mut *mut sys::ASN1_GENERALIZEDTIME,
+    ) -> c_int;
+    fn X509_STORE_CTX_get1_issuer(
+        issuer: *mut *mut sys::X509,
+        ctx: *mut sys::X509_STORE_CTX,
+        x: *mut sys::X509,
+    ) -> c_int;
+    pub fn X509_get_ex_data(x: *mut sys::X509, idx: c_int) -> *mut c_void;
+    fn ASN1_STRING_get0_data(x: *const sys::ASN1_STRING) -> *const u8;
+}
+
+/// `SSL_CTRL_SELECT_CURRENT_CERT` from ssl.h (OpenSSL 1.0.2+).
+const SSL_CTRL_SELECT_CURRENT_CERT: c_int = 116;
+
+fn octets(s: *const sys::ASN1_OCTET_STRING) -> &'static [u8] {
+    if s.is_null() {
+        return &[];
+    }
+    // SAFETY: a non-null ASN1_STRING from OpenSSL has `len` readable bytes at
+    // `data`; the slice is used before the owning response is freed.
+    unsafe {
+        let s = s as *const sys::ASN1_STRING;
+        let len = usize::try_from(sys::ASN1_STRING_length(s)).unwrap_or(0);
+        let data = ASN1_STRING_get0_data(s);
+        if data.is_null() || len == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(data, len)
+    }
+}
+
+/// Looks for a SHA-1 CertID with the certificate's serial and issuer name
+/// hash. Used only when the issuer certificate is unknown (a staple file for
+/// a certificate configured without its chain), where the key hash cannot be
+/// computed.
+pub fn find_by_serial_and_issuer_name(
+    basic: &OcspBasicResponseRef,
+    cert: &X509Ref,
+) -> Option<(CertStatus, i64, Option<i64>)> {
+    let name_der = cert.issuer_name().to_der().ok()?;
+    let want_name_hash = hash(MessageDigest::sha1(), &name_der).ok()?;
+    let want_serial = cert.serial_number().to_bn().ok()?.to_vec();
+
+    let bs = basic.as_ptr();
+    // SAFETY: `bs` is a live basic response; every pointer below is owned by
+    // it and read before `basic` goes out of scope.
+    unsafe {
+        for i in 0..OCSP_resp_count(bs) {
+            let single = OCSP_resp_get0(bs, i);
+            if single.is_null() {
+                continue;
+            }
+            let cid = OCSP_SINGLERESP_get0_id(single);
+            let mut name_hash = ptr::null_mut();
+            let mut md = ptr::null_mut();
+            let mut serial = ptr::null_mut();
+            if cid.is_null()
+                || OCSP_id_get0_info(
+                    &mut name_hash,
+                    &mut md,
+                    ptr::null_mut(),
+                    &mut serial,
+                    cid as *mut _,
+                ) != 1
+            {
+                continue;
+            }
+            if md.is_null() || sys::OBJ_obj2nid(md) != sys::NID_sha1 || serial.is_null() {
+                continue;
+            }
+            let serial = openssl::asn1::Asn1IntegerRef::from_ptr(serial);
+            let Ok(serial) = serial.to_bn() else { continue };
+            if octets(name_hash) != &want_name_hash[..] || serial.to_vec() != want_serial {
+                continue;
+            }
+            let mut this = ptr::null_mut();
+            let mut next = ptr::null_mut();
+            let st = OCSP_single_get0_status(
+                single,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut this,
+                &mut next,
+            );
+            if this.is_null() {
+                return None;
+            }
+            let this = generalized_to_unix(Asn1GeneralizedTimeRef::from_ptr(this)).ok()?;
+            let next = if next.is_null() {
+                None
+            } else {
+                Some(generalized_to_unix(Asn1GeneralizedTimeRef::from_ptr(next)).ok()?)
+            };
+            let status = match st {
+                sys::V_OCSP_CERTSTATUS_GOOD => CertStatus::Good,
+                sys::V_OCSP_CERTSTATUS_REVOKED => CertStatus::Revoked,
+                _ => CertStatus::Unknown,
+            };
+            return Some((status, this, next));
+        }
+    }
+    None
+}
+
+/// The chain nginx loaded with `cert` in `ctx` (what `SSL_CTX_select_current_cert`
+/// + `SSL_CTX_get_extra_chain_certs` give, as in ngx_ssl_stapling_certificate).
+///
+/// # Safety
+/// `ctx` must be a live SSL_CTX holding `cert`.
+pub unsafe fn chain_of(ctx: *mut sys::SSL_CTX, cert: &X509Ref) -> Vec<X509> {
+    sys::SSL_CTX_ctrl(ctx, SSL_CTRL_SELECT_CURRENT_CERT, 0, cert.as_ptr().cast());
+    let mut chain: *mut sys::stack_st_X509 = ptr::null_mut();
+    sys::SSL_CTX_ctrl(
+        ctx,
+        sys::SSL_CTRL_GET_EXTRA_CHAIN_CERTS,
+        0,
+        (&mut chain as *mut *mut sys::stack_st_X509).cast(),
+    );
+    if chain.is_null() {
+        return Vec::new();
+    }
+    let stack: &StackRef<X509> = StackRef::from_ptr(chain);
+    stack.iter().map(|c| c.to_owned()).collect()
+}
+
+/// The issuer of `cert`: from its chain, else from the SSL_CTX's trusted
+/// store (`ssl_trusted_certificate`), as ngx_ssl_stapling_issuer does.
+///
+/// # Safety
+/// `ctx` must be a live SSL_CTX.
+pub unsafe fn issuer_of(ctx: *mut sys::SSL_CTX, cert: &X509Ref, chain: &[X509]) -> Option<X509> {
+    if let Some(i) = chain
+        .iter()
+        .find(|i| i.issued(cert) == openssl::x509::X509VerifyResult::OK)
+    {
+        return Some(i.clone());
+    }
+    let store = sys::SSL_CTX_get_cert_store(ctx);
+    if store.is_null() {
+        return None;
+    }
+    let sctx = sys::X509_STORE_CTX_new();
+    if sctx.is_null() {
+        return None;
+    }
+    let mut issuer: *mut sys::X509 = ptr::null_mut();
+    let found = sys::X509_STORE_CTX_init(sctx, store, ptr::null_mut(), ptr::null_mut()) == 1
+        && X509_STORE_CTX_get1_issuer(&mut issuer, sctx, cert.as_ptr()) == 1
+        && !issuer.is_null();
+    sys::X509_STORE_CTX_free(sctx);
+    // SAFETY: get1 returned a new reference that X509 now owns.
+    found.then(|| X509::from_ptr(issuer))
+}
+
+pub type StatusCallback = unsafe extern "C" fn(*mut sys::SSL, *mut c_void) -> c_int;
+
+/// Replaces the SSL_CTX's certificate status callback and its argument.
+///
+/// # Safety
+/// `ctx` must be a live SSL_CTX; `arg` must outlive it.
+pub unsafe fn set_status_callback(ctx: *mut sys::SSL_CTX, cb: StatusCallback, arg: *mut c_void) {
+    sys::SSL_CTX_set_tlsext_status_cb(ctx, Some(cb));
+    sys::SSL_CTX_set_tlsext_status_arg(ctx, arg);
+}
+
+/// Hands a copy of `der` to OpenSSL as this connection's staple; OpenSSL
+/// frees it. Returns false when memory is short.
+///
+/// # Safety
+/// `ssl` must be the connection in whose status callback we are.
+pub unsafe fn set_staple(ssl: *mut sys::SSL, der: &[u8]) -> bool {
+    let Ok(len) = c_long::try_from(der.len()) else {
+        return false;
+    };
+    let p = sys::CRYPTO_malloc(der.len(), c"ssl_stapling".as_ptr(), 0) as *mut u8;
+    if p.is_null() {
+        return false;
+    }
+    ptr::copy_nonoverlapping(der.as_ptr(), p, der.len());
+    sys::SSL_set_tlsext_status_ocsp_resp(ssl, p, len);
+    true
+}

@@ -1,0 +1,446 @@
+//! The shared-memory zone: one slab pool, one red-black tree of entries
+//! keyed by the certificate id (SHA-256 of its DER). Entries hold no
+//! pointers into worker memory, so every worker, and the next cycle after a
+//! reload, reads them alike.
+//!
+//! Locking: the slab pool's own `ngx_shmtx`. When a worker dies holding it,
+//! the master force-unlocks it (`ngx_unlock_mutexes`); a spinlock of our own
+//! would stay locked forever.
+
+use std::mem;
+use std::ptr::{self, NonNull};
+
+use nginx_sys::{
+    ngx_rbtree_delete, ngx_rbtree_insert, ngx_rbtree_key_t, ngx_rbtree_node_t, ngx_rbtree_t,
+    ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_init,
+    ngx_slab_pool_t,
+};
+
+use crate::certificate::CertificateKey;
+use crate::ocsp::{CertStatus, CheckedResponse};
+
+/// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
+/// with another value is wiped and started afresh.
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0001;
+
+const LAST_ERROR_LEN: usize = 120;
+
+#[repr(C)]
+struct Root {
+    magic: u64,
+    /// Bumped on every change of a staple, for per-worker caches.
+    generation: u64,
+    /// Bumped by every configuration that (re)initialises the zone; entries
+    /// not marked with the current value belong to removed certificates.
+    config_seq: u64,
+    entries: usize,
+    full_logged: usize,
+    tree: ngx_rbtree_t,
+    sentinel: ngx_rbtree_node_t,
+}
+
+/// Where the staple currently held came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StapleSource {
+    None = 0,
+    File = 1,
+    Fetched = 2,
+    Store = 3,
+}
+
+#[repr(C)]
+pub struct Entry {
+    node: ngx_rbtree_node_t,
+    pub key: CertificateKey,
+    der: *mut u8,
+    der_len: usize,
+    pub source: StapleSource,
+    pub status: CertStatus,
+    pub this_update: i64,
+    /// 0 when the response has no nextUpdate.
+    pub next_update: i64,
+    pub stored_at: i64,
+    /// Fetch scheduling and the lease that lets exactly one worker fetch.
+    pub next_refresh: i64,
+    pub failures: u32,
+    pub lease_pid: i32,
+    pub lease_until: i64,
+    pub fetch_ok: u64,
+    pub fetch_failed: u64,
+    pub stapled: u64,
+    pub unstapled: u64,
+    last_error: [u8; LAST_ERROR_LEN],
+    last_error_len: usize,
+    config_seq: u64,
+}
+
+impl Entry {
+    fn new(key: CertificateKey, config_seq: u64) -> Self {
+        // SAFETY: an all-zero rbtree node is what nginx starts nodes from.
+        let node: ngx_rbtree_node_t = unsafe { mem::zeroed() };
+        Entry {
+            node,
+            key,
+            der: ptr::null_mut(),
+            der_len: 0,
+            source: StapleSource::None,
+            status: CertStatus::Unknown,
+            this_update: 0,
+            next_update: 0,
+            stored_at: 0,
+            next_refresh: 0,
+            failures: 0,
+            lease_pid: 0,
+            lease_until: 0,
+            fetch_ok: 0,
+            fetch_failed: 0,
+            stapled: 0,
+            unstapled: 0,
+            last_error: [0; LAST_ERROR_LEN],
+            last_error_len: 0,
+            config_seq,
+        }
+    }
+
+    /// The staple, if there is one that may be served at `now`: never after
+    /// its nextUpdate, never a revoked one unless it came from a file (nginx
+    /// staples files whatever they say).
+    pub fn servable(&self, now: i64) -> Option<&[u8]> {
+        if self.der.is_null() || self.der_len == 0 {
+            return None;
+        }
+        if self.next_update != 0 && self.next_update <= now {
+            return None;
+        }
+        // SAFETY: der/der_len describe a live slab allocation owned by this
+        // entry; it is only read under the zone lock.
+        Some(unsafe { std::slice::from_raw_parts(self.der, self.der_len) })
+    }
+
+    pub fn last_error(&self) -> &[u8] {
+        &self.last_error[..self.last_error_len.min(LAST_ERROR_LEN)]
+    }
+
+    pub fn set_last_error(&mut self, msg: &str) {
+        let b = msg.as_bytes();
+        let n = b.len().min(LAST_ERROR_LEN);
+        self.last_error[..n].copy_from_slice(&b[..n]);
+        self.last_error_len = n;
+    }
+}
+
+fn tree_key(key: &CertificateKey) -> ngx_rbtree_key_t {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key.0[..8]);
+    u64::from_le_bytes(b) as ngx_rbtree_key_t
+}
+
+/// Orders nodes by (tree key, full certificate id), so that lookups are
+/// exact even if two ids share their first 8 bytes.
+unsafe extern "C" fn insert_entry(
+    mut temp: *mut ngx_rbtree_node_t,
+    node: *mut ngx_rbtree_node_t,
+    sentinel: *mut ngx_rbtree_node_t,
+) {
+    // SAFETY: nginx calls this with a valid tree; every node in it is the
+    // first field of an `Entry`.
+    loop {
+        let p = if (*node).key != (*temp).key {
+            if (*node).key < (*temp).key {
+                &mut (*temp).left
+            } else {
+                &mut (*temp).right
+            }
+        } else {
+            let a = &(*(node as *mut Entry)).key;
+            let b = &(*(temp as *mut Entry)).key;
+            if a.0 < b.0 {
+                &mut (*temp).left
+            } else {
+                &mut (*temp).right
+            }
+        };
+        if *p == sentinel {
+            *p = node;
+            break;
+        }
+        temp = *p;
+    }
+    (*node).parent = temp;
+    (*node).left = sentinel;
+    (*node).right = sentinel;
+    (*node).color = 1; // red
+}
+
+/// A zone as seen by one process. Copyable; the memory is shared.
+#[derive(Clone, Copy)]
+pub struct Zone {
+    pool: NonNull<ngx_slab_pool_t>,
+}
+
+// SAFETY: nginx processes are single-threaded; the zone is locked across
+// processes by the slab mutex.
+unsafe impl Send for Zone {}
+unsafe impl Sync for Zone {}
+
+/// Zone usage, for logs and the status page.
+pub struct ZoneUsage {
+    pub size: usize,
+    pub free_pages: usize,
+    pub entries: usize,
+}
+
+impl Zone {
+    /// # Safety
+    /// `addr` is the start of an initialised zone (its slab pool).
+    pub unsafe fn from_addr(addr: *mut u8) -> Option<Zone> {
+        NonNull::new(addr.cast()).map(|pool| Zone { pool })
+    }
+
+    pub fn lock(&self) -> Locked<'_> {
+        // SAFETY: the pool is live for the process' lifetime of the cycle.
+        unsafe { ngx_shmtx_lock(&mut (*self.pool.as_ptr()).mutex) };
+        Locked { zone: self }
+    }
+}
+
+pub struct Locked<'a> {
+    zone: &'a Zone,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we hold the lock taken in `Zone::lock`.
+        unsafe { ngx_shmtx_unlock(&mut (*self.zone.pool.as_ptr()).mutex) };
+    }
+}
+
+/// What `Locked::prepare` did to the zone.
+pub enum Prepared {
+    Fresh,
+    Reused,
+    Wiped,
+}
+
+/// The zone is full: nothing more could be stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the shared zone is full")]
+pub struct ZoneFull;
+
+impl Locked<'_> {
+    fn pool(&self) -> *mut ngx_slab_pool_t {
+        self.zone.pool.as_ptr()
+    }
+
+    fn root(&self) -> Option<&mut Root> {
+        // SAFETY: `data` is null or our Root, set by `prepare` under the lock.
+        unsafe {
+            let root = (*self.pool()).data as *mut Root;
+            if root.is_null() || (*root).magic != LAYOUT_MAGIC {
+                return None;
+            }
+            Some(&mut *root)
+        }
+    }
+
+    fn alloc(&self, size: usize) -> Option<*mut u8> {
+        // SAFETY: we hold the slab lock.
+        let p = unsafe { ngx_slab_alloc_locked(self.pool(), size) } as *mut u8;
+        (!p.is_null()).then_some(p)
+    }
+
+    fn free(&self, p: *mut u8) {
+        // SAFETY: p came from `alloc` on this pool; we hold the lock.
+        unsafe { ngx_slab_free_locked(self.pool(), p.cast()) }
+    }
+
+    /// Makes the zone usable by a new configuration: keeps the tree of a
+    /// previous cycle when its layout matches, starts afresh otherwise, and
+    /// returns the sequence number entries of this configuration carry.
+    pub fn prepare(&mut self) -> Result<(Prepared, u64), ZoneFull> {
+        // SAFETY: we hold the lock; data is null or was set by us.
+        let (state, root) = unsafe {
+            let pool = self.pool();
+            let old = (*pool).data as *mut Root;
+            let state = if old.is_null() {
+                Prepared::Fresh
+            } else if (*old).magic == LAYOUT_MAGIC {
+                Prepared::Reused
+            } else {
+                ngx_slab_init(pool);
+                (*pool).data = ptr::null_mut();
+                Prepared::Wiped
+            };
+            if (*pool).data.is_null() {
+                let root = self.alloc(mem::size_of::<Root>()).ok_or(ZoneFull)? as *mut Root;
+                ptr::write_bytes(root, 0, 1);
+                (*root).magic = LAYOUT_MAGIC;
+                nginx_sys::ngx_rbtree_init(
+                    &mut (*root).tree,
+                    &mut (*root).sentinel,
+                    Some(insert_entry),
+                );
+                (*pool).data = root.cast();
+            }
+            (state, &mut *((*pool).data as *mut Root))
+        };
+        // The insert function lives in this module's code: point the tree
+        // at this load of it.
+        root.tree.insert = Some(insert_entry);
+        root.config_seq += 1;
+        root.full_logged = 0;
+        Ok((state, root.config_seq))
+    }
+
+    pub fn find(&self, key: &CertificateKey) -> Option<&mut Entry> {
+        let root = self.root()?;
+        let k = tree_key(key);
+        let sentinel = root.tree.sentinel;
+        let mut node = root.tree.root;
+        // SAFETY: walking a valid tree under the lock; nodes are Entries.
+        unsafe {
+            while !node.is_null() && node != sentinel {
+                let e = &mut *(node as *mut Entry);
+                node = if k != (*node).key {
+                    if k < (*node).key {
+                        (*node).left
+                    } else {
+                        (*node).right
+                    }
+                } else if key.0 == e.key.0 {
+                    return Some(e);
+                } else if key.0 < e.key.0 {
+                    (*node).left
+                } else {
+                    (*node).right
+                };
+            }
+        }
+        None
+    }
+
+    /// The entry for `key`, created if missing, marked as part of the
+    /// configuration `seq`.
+    pub fn register(&mut self, key: &CertificateKey, seq: u64) -> Result<&mut Entry, ZoneFull> {
+        if let Some(e) = self.find(key) {
+            e.config_seq = seq;
+            // SAFETY: re-borrow to end the borrow of `self` from `find`.
+            return Ok(unsafe { &mut *(e as *mut Entry) });
+        }
+        let root = self.root().ok_or(ZoneFull)? as *mut Root;
+        let p = self.alloc(mem::size_of::<Entry>()).ok_or(ZoneFull)? as *mut Entry;
+        // SAFETY: fresh allocation of the right size; tree and root are ours.
+        unsafe {
+            ptr::write(p, Entry::new(*key, seq));
+            (*p).node.key = tree_key(key);
+            ngx_rbtree_insert(&mut (*root).tree, &mut (*p).node);
+            (*root).entries += 1;
+            Ok(&mut *p)
+        }
+    }
+
+    /// Frees the entries no configuration since `seq` registered.
+    pub fn sweep(&mut self, seq: u64) -> usize {
+        let Some(root) = self.root() else { return 0 };
+        let root = root as *mut Root;
+        let mut stale = Vec::new();
+        // SAFETY: collect first, then delete, so the walk never sees a
+        // half-rebalanced tree.
+        unsafe {
+            let sentinel = (*root).tree.sentinel;
+            let mut stack = vec![(*root).tree.root];
+            while let Some(n) = stack.pop() {
+                if n.is_null() || n == sentinel {
+                    continue;
+                }
+                if (*(n as *mut Entry)).config_seq != seq {
+                    stale.push(n as *mut Entry);
+                }
+                stack.push((*n).left);
+                stack.push((*n).right);
+            }
+            for e in &stale {
+                ngx_rbtree_delete(&mut (*root).tree, &mut (**e).node);
+                if !(**e).der.is_null() {
+                    self.free((**e).der);
+                }
+                self.free((*e).cast());
+                (*root).entries -= 1;
+            }
+        }
+        stale.len()
+    }
+
+    /// Replaces the entry's staple. On failure the previous staple stays.
+    pub fn store(
+        &mut self,
+        entry: &mut Entry,
+        resp: &CheckedResponse,
+        source: StapleSource,
+        now: i64,
+    ) -> Result<(), ZoneFull> {
+        let len = resp.der.len();
+        let p = self.alloc(len.max(1)).ok_or_else(|| {
+            if let Some(root) = self.root() {
+                root.full_logged += 1;
+            }
+            ZoneFull
+        })?;
+        // SAFETY: p has room for len bytes.
+        unsafe { ptr::copy_nonoverlapping(resp.der.as_ptr(), p, len) };
+        if !entry.der.is_null() {
+            self.free(entry.der);
+        }
+        entry.der = p;
+        entry.der_len = len;
+        entry.source = source;
+        entry.status = resp.status;
+        entry.this_update = resp.this_update;
+        entry.next_update = resp.next_update.unwrap_or(0);
+        entry.stored_at = now;
+        self.bump();
+        Ok(())
+    }
+
+    /// Drops the entry's staple (a revoked certificate, a removed file).
+    pub fn clear(&mut self, entry: &mut Entry) {
+        if !entry.der.is_null() {
+            self.free(entry.der);
+        }
+        entry.der = ptr::null_mut();
+        entry.der_len = 0;
+        entry.source = StapleSource::None;
+        self.bump();
+    }
+
+    fn bump(&self) {
+        if let Some(root) = self.root() {
+            root.generation = root.generation.wrapping_add(1);
+        }
+    }
+
+    /// True the first time it is called after the zone ran out of memory in
+    /// this configuration: "log it once".
+    pub fn take_full_warning(&self) -> bool {
+        match self.root() {
+            Some(root) if root.full_logged > 0 && root.full_logged < usize::MAX => {
+                root.full_logged = usize::MAX;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn usage(&self) -> ZoneUsage {
+        // SAFETY: reading pool fields under the lock.
+        unsafe {
+            let pool = &*self.pool();
+            ZoneUsage {
+                size: (pool.end as usize).saturating_sub(pool as *const _ as usize),
+                free_pages: pool.pfree,
+                entries: self.root().map_or(0, |r| r.entries),
+            }
+        }
+    }
+}
