@@ -26,7 +26,9 @@ unsafe fn serve(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
     }
     // SAFETY: arg is the cycle's StaplingContext (see `install`).
     let ctx = &*(arg as *const StaplingContext);
-    let Some(cert) = ctx.certificate_for(sys::SSL_get_certificate(ssl)) else {
+    // After SNI, the connection's SSL_CTX is the chosen server's.
+    let ssl_ctx = sys::SSL_get_SSL_CTX(ssl) as *mut sys::SSL_CTX;
+    let Some(cert) = ctx.certificate_for(ssl_ctx, sys::SSL_get_certificate(ssl)) else {
         return SSL_TLSEXT_ERR_NOACK;
     };
 
@@ -47,7 +49,7 @@ unsafe fn serve(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
     // Until the module fetches from responders itself, certificates without
     // a staple file are left to nginx's built-in code, as before.
     if cert.file.is_none() {
-        if let Some(builtin) = ctx.builtin_for(sys::SSL_get_SSL_CTX(ssl) as *mut sys::SSL_CTX) {
+        if let Some(builtin) = ctx.builtin_for(ssl_ctx) {
             return builtin(ssl, std::ptr::null_mut());
         }
     }

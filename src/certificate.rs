@@ -8,14 +8,20 @@ use openssl::x509::{X509Ref, X509};
 
 use crate::ocsp::{CertificateStatusId, CheckedResponse};
 
-/// SHA-256 of the certificate's DER: the key of its entry in the zone.
+/// The key of a certificate's entry in the zone: SHA-256 of its DER. A
+/// certificate stapled from a `ssl_stapling_file` is keyed by its DER and
+/// the file's path, since two servers may give one certificate two files.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(C)]
 pub struct CertificateKey(pub [u8; 32]);
 
 impl CertificateKey {
-    pub fn of(cert: &X509Ref) -> Option<CertificateKey> {
-        let der = cert.to_der().ok()?;
+    pub fn of(cert: &X509Ref, file: Option<&str>) -> Option<CertificateKey> {
+        let mut der = cert.to_der().ok()?;
+        if let Some(path) = file {
+            der.extend_from_slice(b"\0ssl_stapling_file:");
+            der.extend_from_slice(path.as_bytes());
+        }
         let digest = hash(MessageDigest::sha256(), &der).ok()?;
         let mut key = [0u8; 32];
         if digest.len() != key.len() {

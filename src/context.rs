@@ -19,8 +19,10 @@ use crate::zone::{Prepared, StapleSource, Zone, ZoneFull};
 
 pub struct StaplingContext {
     pub certs: Vec<Certificate>,
-    /// X509 pointer (as nginx loaded it) → index in `certs`.
-    by_x509: HashMap<usize, usize>,
+    /// (SSL_CTX, X509) pointers → index in `certs`. nginx's certificate
+    /// cache shares one X509 between servers, and each server may give it
+    /// another staple file: the pair is what identifies a registration.
+    by_x509: HashMap<(usize, usize), usize>,
     /// SSL_CTX pointer → the callback nginx had installed there.
     builtin: HashMap<usize, StatusCallback>,
     zone: Cell<Option<Zone>>,
@@ -77,7 +79,7 @@ impl StaplingContext {
                 ctx.builtin.insert(ssl_ctx as usize, cb);
             }
             for (ptr, x509, name) in server.certificates() {
-                let Some(key) = CertificateKey::of(&x509) else {
+                let Some(key) = CertificateKey::of(&x509, server.file.as_deref()) else {
                     log!(
                         NGX_LOG_WARN,
                         log_,
@@ -86,7 +88,7 @@ impl StaplingContext {
                     continue;
                 };
                 if let Some(&i) = by_key.get(&key) {
-                    ctx.by_x509.insert(ptr as usize, i);
+                    ctx.by_x509.insert((ssl_ctx as usize, ptr as usize), i);
                     continue;
                 }
                 let chain = ssl_ffi::chain_of(ssl_ctx, &x509);
@@ -119,7 +121,7 @@ impl StaplingContext {
                     protocol: server.protocol,
                 });
                 by_key.insert(key, i);
-                ctx.by_x509.insert(ptr as usize, i);
+                ctx.by_x509.insert((ssl_ctx as usize, ptr as usize), i);
             }
         }
         ctx
@@ -140,9 +142,13 @@ impl StaplingContext {
         }
     }
 
-    pub fn certificate_for(&self, x509: *mut sys::X509) -> Option<&Certificate> {
+    pub fn certificate_for(
+        &self,
+        ssl_ctx: *mut sys::SSL_CTX,
+        x509: *mut sys::X509,
+    ) -> Option<&Certificate> {
         self.by_x509
-            .get(&(x509 as usize))
+            .get(&(ssl_ctx as usize, x509 as usize))
             .and_then(|&i| self.certs.get(i))
     }
 

@@ -1,0 +1,378 @@
+package StaplingTest;
+
+# A small harness in the style of nginx's own test suite (Test::Nginx):
+# a test directory per test, a config written per test with placeholders,
+# free ports, nginx started from TEST_NGINX_BINARY and always stopped.
+#
+# Environment, as in nginx's suite:
+#   TEST_NGINX_BINARY   nginx to run (default: build/sbin/nginx)
+#   TEST_NGINX_MODULE   the module .so (default: build/modules/...)
+#   TEST_NGINX_LEAVE    keep the test directory
+#   TEST_NGINX_VERBOSE  print commands and their output
+#   TEST_NGINX_GLOBALS  extra main-context directives
+#   TEST_NGINX_CATLOG   print the error log when the test ends
+
+use strict;
+use warnings;
+
+use Exporter qw(import);
+use File::Temp qw(tempdir);
+use File::Basename qw(dirname);
+use File::Spec;
+use IO::Socket::INET;
+use IO::Socket::SSL qw(SSL_VERIFY_NONE SSL_OCSP_TRY_STAPLE SSL_OCSP_NO_STAPLE);
+use Net::SSLeay;
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our @EXPORT_OK = qw(wait_for);
+
+my $ROOT = File::Spec->rel2abs(dirname(__FILE__) . '/../..');
+my @ALL;
+
+sub new {
+	my ($class, %opts) = @_;
+	my $d = tempdir('stapling-test-XXXXXX', TMPDIR => 1,
+		CLEANUP => !$ENV{TEST_NGINX_LEAVE});
+	chmod 0755, $d;
+	my $self = bless {
+		dir => $d,
+		ports => {},
+		used_ports => {},
+		binary => $ENV{TEST_NGINX_BINARY} // "$ROOT/build/sbin/nginx",
+		module => $ENV{TEST_NGINX_MODULE}
+			// "$ROOT/build/modules/ngx_ssl_stapling_module.so",
+		expected => [],
+		%opts,
+	}, $class;
+	die "no nginx binary at $self->{binary}; run scripts/build\n"
+		unless -x $self->{binary};
+	diag("test directory: $d") if $ENV{TEST_NGINX_LEAVE};
+	push @ALL, $self;
+	return $self;
+}
+
+sub testdir { $_[0]{dir} }
+sub module { $_[0]{module} }
+sub verbose { $ENV{TEST_NGINX_VERBOSE} }
+
+# A free TCP port on 127.0.0.1, the same one for the same $n in this test.
+sub port {
+	my ($self, $n) = @_;
+	return $self->{ports}{$n} //= do {
+		my $port;
+		for (1 .. 100) {
+			my $s = IO::Socket::INET->new(Listen => 1,
+				LocalAddr => '127.0.0.1:0', ReuseAddr => 0) or next;
+			$port = $s->sockport;
+			close $s;
+			last unless $self->{used_ports}{$port}++;
+			undef $port;
+		}
+		$port // die "no free port\n";
+	};
+}
+
+sub write_file {
+	my ($self, $name, $content) = @_;
+	my $path = "$self->{dir}/$name";
+	open my $fh, '>', $path or die "cannot write $path: $!\n";
+	binmode $fh;
+	print $fh $content;
+	close $fh;
+	return $path;
+}
+
+sub read_file {
+	my ($self, $name) = @_;
+	my $path = $name =~ m{^/} ? $name : "$self->{dir}/$name";
+	open my $fh, '<', $path or return '';
+	binmode $fh;
+	local $/;
+	my $c = <$fh>;
+	return $c // '';
+}
+
+# The config is the test's text with %%TESTDIR%% and %%PORT_<n>%%
+# replaced, after the globals every test needs. With load_module => 0
+# the module is not loaded (to compare with nginx alone).
+sub write_config {
+	my ($self, $body, %o) = @_;
+	my $d = $self->{dir};
+	my $load = ($o{load_module} // 1) ? "load_module $self->{module};\n" : '';
+	my $globals = $ENV{TEST_NGINX_GLOBALS} // '';
+	my $conf = <<"EOF" . $body;
+$load
+master_process on;
+daemon on;
+pid $d/nginx.pid;
+error_log $d/error.log notice;
+$globals
+EOF
+	$conf =~ s/%%TESTDIR%%/$d/g;
+	$conf =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
+	$self->write_file('nginx.conf', $conf);
+	return $self;
+}
+
+sub _nginx {
+	my ($self, @args) = @_;
+	my $d = $self->{dir};
+	my @cmd = ($self->{binary}, '-p', "$d/", '-c', "$d/nginx.conf",
+		'-e', "$d/error.log", @args);
+	my $out = `@cmd 2>&1`;
+	my $rc = $? >> 8;
+	diag("@cmd => $rc\n$out") if verbose();
+	return ($rc, $out);
+}
+
+# Starts nginx; dies unless it starts, or, with expect_failure, returns
+# nginx's output (it must then not be running).
+sub run {
+	my ($self, %o) = @_;
+	my $d = $self->{dir};
+	mkdir "$d/logs";
+	my ($rc, $out) = $self->_nginx();
+	if ($o{expect_failure}) {
+		$self->{start_output} = $out;
+		return $rc == 0 ? undef : $out;
+	}
+	die "nginx failed to start ($rc):\n$out\n" . $self->read_file('error.log')
+		if $rc != 0;
+	wait_for(sub { -s "$d/nginx.pid" }, 10, 'pid file')
+		or die "nginx wrote no pid file\n";
+	$self->{master} = $self->read_file('nginx.pid') + 0;
+	my $n = $o{workers} // 1;
+	wait_for(sub { $self->workers >= $n }, 10, "$n workers")
+		or die "nginx started no workers\n";
+	return $self;
+}
+
+sub test_config {
+	my ($self) = @_;
+	return $self->_nginx('-t');
+}
+
+sub master { $_[0]{master} }
+
+# The pids of the master's live worker processes.
+sub workers {
+	my ($self) = @_;
+	my $m = $self->{master} or return ();
+	my @w;
+	for my $stat (glob '/proc/[0-9]*/stat') {
+		open my $fh, '<', $stat or next;
+		my $line = <$fh> // next;
+		my ($pid, $rest) = $line =~ /^(\d+) \(.*\) (.*)$/ or next;
+		my (undef, $ppid) = split ' ', $rest;
+		push @w, $pid if $ppid == $m && $rest !~ /^Z/;
+	}
+	return @w;
+}
+
+# Reloads (SIGHUP) and waits until a new set of workers runs and the old
+# ones are gone; returns how long the old workers took to exit.
+sub reload {
+	my ($self, %o) = @_;
+	my @old = $self->workers;
+	my $start = time;
+	kill 'HUP', $self->{master} or die "cannot signal master\n";
+	my %old = map { $_ => 1 } @old;
+	my $n = $o{workers} // scalar @old;
+	wait_for(sub {
+		my @w = $self->workers;
+		return (grep { !$old{$_} } @w) >= $n && !(grep { $old{$_} } @w);
+	}, $o{timeout} // 10, 'reload');
+	my $took = time - $start;
+	return (grep { $old{$_} } $self->workers) ? undef : $took;
+}
+
+sub stop {
+	my ($self) = @_;
+	my $m = delete $self->{master} or return;
+	kill 'QUIT', $m;
+	unless (wait_for(sub { !kill(0, $m) }, 10, 'nginx exit')) {
+		kill 'KILL', $m;
+		wait_for(sub { !kill(0, $m) }, 5, 'nginx kill');
+	}
+}
+
+sub read_log { $_[0]->read_file('error.log') }
+
+# Lines of the error log at crit, alert or emerg that the test did not
+# declare, and workers that died on a signal.
+sub expect_log {
+	my ($self, $re) = @_;
+	push @{$self->{expected}}, $re;
+}
+
+sub check_log {
+	my ($self) = @_;
+	my $log = $self->read_log;
+	my @bad = grep {
+		my $l = $_;
+		!grep { $l =~ $_ } @{$self->{expected}}
+	} grep { /\[(crit|alert|emerg)\]/ } split /\n/, $log;
+	is(join("\n", @bad), '', 'no unexpected crit, alert or emerg in error log');
+	unlike($log, qr/exited on signal/, 'no worker died on a signal');
+}
+
+# Polls $cond every 50 ms until it is true or $timeout seconds pass.
+sub wait_for {
+	my ($cond, $timeout, $what) = @_;
+	my $end = time + $timeout;
+	while (1) {
+		my $r = $cond->();
+		return $r if $r;
+		if (time > $end) {
+			diag("timed out waiting for $what") if $what;
+			return;
+		}
+		sleep 0.05;
+	}
+}
+
+# One full TLS handshake to 127.0.0.1:$port asking for a staple (unless
+# no_status). Returns { ok, staple (DER or undef), cipher, response }.
+sub handshake {
+	my ($self, $port, %o) = @_;
+	my $staple;
+	my $s = IO::Socket::SSL->new(
+		PeerAddr => "127.0.0.1:$port",
+		Timeout => 10,
+		SSL_verify_mode => SSL_VERIFY_NONE,
+		SSL_session_cache_size => 0,
+		SSL_ocsp_mode => $o{no_status} ? SSL_OCSP_NO_STAPLE
+			: SSL_OCSP_TRY_STAPLE,
+		SSL_ocsp_staple_callback => sub {
+			my (undef, $resp) = @_;
+			$staple = Net::SSLeay::i2d_OCSP_RESPONSE($resp) if $resp;
+		},
+		($o{sni} ? (SSL_hostname => $o{sni}) : ()),
+		($o{version} ? (SSL_version => $o{version}) : ()),
+		($o{ciphers} ? (SSL_cipher_list => $o{ciphers}) : ()),
+	) or return { ok => 0, error => "$IO::Socket::SSL::SSL_ERROR" };
+	my %r = (ok => 1, staple => $staple, cipher => $s->get_cipher);
+	$r{serial} = uc Net::SSLeay::P_ASN1_INTEGER_get_hex(
+		Net::SSLeay::X509_get_serialNumber($s->peer_certificate));
+	if (defined $o{request}) {
+		print $s $o{request};
+		local $/;
+		$r{response} = <$s>;
+	}
+	close $s;
+	return \%r;
+}
+
+# Serial numbers (upper-case hex) of the certificates a DER OCSP response
+# gives a status for, as `openssl ocsp` reads them.
+sub staple_serials {
+	my ($self, $der) = @_;
+	return () unless defined $der;
+	my $f = $self->write_file('staple-check.der', $der);
+	my $text = `openssl ocsp -respin $f -resp_text -noverify 2>&1`;
+	my @s = $text =~ /^\s+Serial Number: ([0-9A-F]+)\s*$/mg;
+	return @s;
+}
+
+# Runs a shell command in the test directory; dies when it fails.
+sub run_cmd {
+	my ($self, $cmd) = @_;
+	my $out = `cd $self->{dir} && $cmd 2>&1`;
+	die "$cmd failed:\n$out\n" if $?;
+	diag("$cmd\n$out") if verbose();
+	return $out;
+}
+
+sub openssl {
+	my ($self, @args) = @_;
+	return $self->run_cmd(join ' ', 'openssl', @args);
+}
+
+# --- a throwaway PKI -------------------------------------------------------
+
+sub make_ca {
+	my ($self, $name) = @_;
+	$self->openssl("req -x509 -new -newkey rsa:2048 -nodes -days 30",
+		"-subj /CN=$name -keyout $name.key -out $name.crt",
+		"-addext basicConstraints=critical,CA:true",
+		"-addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature");
+	$self->write_file("$name.index", '');
+	return $name;
+}
+
+# A leaf certificate issued by $o{ca}; type rsa or ec; with an OCSP URL in
+# its AIA when $o{ocsp} is given. Writes NAME.crt, NAME.key and
+# NAME.chain.crt (leaf + CA), and records it in the CA's index as valid.
+sub make_cert {
+	my ($self, $name, %o) = @_;
+	my $ca = $o{ca} or die "make_cert: no ca\n";
+	my $key = ($o{type} // 'rsa') eq 'ec'
+		? '-newkey ec -pkeyopt ec_paramgen_curve:prime256v1'
+		: '-newkey rsa:2048';
+	$self->openssl("req -new $key -nodes -subj /CN=$name",
+		"-keyout $name.key -out $name.csr");
+	my $ext = "subjectAltName=DNS:$name\n";
+	$ext .= "authorityInfoAccess=OCSP;URI:$o{ocsp}\n" if $o{ocsp};
+	$ext .= "1.3.6.1.5.5.7.1.24=DER:30:03:02:01:05\n" if $o{must_staple};
+	$self->write_file("$name.ext", $ext);
+	$self->openssl("x509 -req -in $name.csr -CA $ca.crt -CAkey $ca.key",
+		"-CAcreateserial -days 10 -out $name.crt -extfile $name.ext");
+	$self->write_file("$name.chain.crt",
+		$self->read_file("$name.crt") . $self->read_file("$ca.crt"));
+	$self->set_status($name, ca => $ca, status => 'good');
+	return $name;
+}
+
+sub serial {
+	my ($self, $name) = @_;
+	my $out = $self->openssl("x509 -in $name.crt -noout -serial");
+	$out =~ /serial=([0-9A-F]+)/ or die "no serial for $name\n";
+	return $1;
+}
+
+# Sets a certificate's line in its CA's index (what `openssl ocsp`
+# answers from): good or revoked.
+sub set_status {
+	my ($self, $name, %o) = @_;
+	my $ca = $o{ca};
+	my $serial = $self->serial($name);
+	my @lines = grep { !/\t\Q$serial\E\t/ } split /\n/,
+		$self->read_file("$ca.index");
+	push @lines, $o{status} eq 'revoked'
+		? "R\t301231235959Z\t251101000000Z\t$serial\tunknown\t/CN=$name"
+		: "V\t301231235959Z\t\t$serial\tunknown\t/CN=$name";
+	$self->write_file("$ca.index", join("\n", @lines) . "\n");
+}
+
+# Writes a DER OCSP response signed by the CA for @certs (names) to $out.
+# ndays/nmin set nextUpdate; shift (e.g. '-2d') moves the clock the
+# response is made at, through faketime.
+sub ocsp_response {
+	my ($self, $out, %o) = @_;
+	my $ca = $o{ca};
+	my $signer = $o{signer} // $ca;
+	my @certs = map { "-cert $_.crt" } @{$o{certs}};
+	my $validity = defined $o{nmin} ? "-nmin $o{nmin}"
+		: '-ndays ' . ($o{ndays} // 1);
+	my $prefix = $o{shift} ? "faketime -f '$o{shift}' " : '';
+	$self->run_cmd("${prefix}openssl ocsp -index $ca.index -CA $ca.crt"
+		. " -rsigner $signer.crt -rkey $signer.key"
+		. " -issuer $ca.crt @certs -respout $out $validity");
+	return "$self->{dir}/$out";
+}
+
+sub DESTROY {
+	my ($self) = @_;
+	$self->stop;
+	if ($ENV{TEST_NGINX_CATLOG} && -f "$self->{dir}/error.log") {
+		diag($self->read_log);
+	}
+}
+
+END {
+	$_->stop for @ALL;
+}
+
+1;
