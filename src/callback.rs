@@ -27,14 +27,14 @@ unsafe fn serve(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
     // SAFETY: arg is the cycle's StaplingContext (see `install`).
     let ctx = &*(arg as *const StaplingContext);
     // After SNI, the connection's SSL_CTX is the chosen server's.
-    let ssl_ctx = sys::SSL_get_SSL_CTX(ssl) as *mut sys::SSL_CTX;
+    let ssl_ctx = sys::SSL_get_SSL_CTX(ssl);
     let Some(cert) = ctx.certificate_for(ssl_ctx, sys::SSL_get_certificate(ssl)) else {
         return SSL_TLSEXT_ERR_NOACK;
     };
 
     if let Some(zone) = ctx.zone() {
         let now = nginx_sys::ngx_time();
-        let z = zone.lock();
+        let mut z = zone.lock();
         if let Some(entry) = z.find(&cert.key) {
             if let Some(der) = entry.servable(now) {
                 if ssl_ffi::set_staple(ssl, der) {

@@ -5,7 +5,7 @@
 //! Modules are looked up by name in `cycle->modules`, never by symbol, so
 //! the module loads whether or not a dynamic stream module is present.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::CStr;
 
 use foreign_types::ForeignTypeRef;
 use nginx_sys::{
@@ -169,7 +169,7 @@ unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>)
         if cscf.is_null() || (*cscf).ctx.is_null() {
             continue;
         }
-        let srv_conf = (*(*cscf).ctx).srv_conf as *mut *mut c_void;
+        let srv_conf = (*(*cscf).ctx).srv_conf;
         let sscf = *srv_conf.add(ssl.ctx_index) as *mut ngx_stream_ssl_srv_conf_t;
         if sscf.is_null() || (*sscf).ssl.ctx.is_null() || (*sscf).stapling <= 0 {
             continue;

@@ -233,7 +233,7 @@ impl Locked<'_> {
         self.zone.pool.as_ptr()
     }
 
-    fn root(&self) -> Option<&mut Root> {
+    fn root(&mut self) -> Option<&mut Root> {
         // SAFETY: `data` is null or our Root, set by `prepare` under the lock.
         unsafe {
             let root = (*self.pool()).data as *mut Root;
@@ -293,7 +293,7 @@ impl Locked<'_> {
         Ok((state, root.config_seq))
     }
 
-    pub fn find(&self, key: &CertificateKey) -> Option<&mut Entry> {
+    pub fn find(&mut self, key: &CertificateKey) -> Option<&mut Entry> {
         let root = self.root()?;
         let k = tree_key(key);
         let sentinel = root.tree.sentinel;
@@ -323,10 +323,12 @@ impl Locked<'_> {
     /// The entry for `key`, created if missing, marked as part of the
     /// configuration `seq`.
     pub fn register(&mut self, key: &CertificateKey, seq: u64) -> Result<&mut Entry, ZoneFull> {
-        if let Some(e) = self.find(key) {
+        if let Some(e) = self.find(key).map(|e| e as *mut Entry) {
+            // SAFETY: the entry stays allocated while the lock is held; the
+            // raw pointer only ends the borrow of `self` taken by `find`.
+            let e = unsafe { &mut *e };
             e.config_seq = seq;
-            // SAFETY: re-borrow to end the borrow of `self` from `find`.
-            return Ok(unsafe { &mut *(e as *mut Entry) });
+            return Ok(e);
         }
         let root = self.root().ok_or(ZoneFull)? as *mut Root;
         let p = self.alloc(mem::size_of::<Entry>()).ok_or(ZoneFull)? as *mut Entry;
@@ -414,7 +416,7 @@ impl Locked<'_> {
         self.bump();
     }
 
-    fn bump(&self) {
+    fn bump(&mut self) {
         if let Some(root) = self.root() {
             root.generation = root.generation.wrapping_add(1);
         }
@@ -422,7 +424,7 @@ impl Locked<'_> {
 
     /// True the first time it is called after the zone ran out of memory in
     /// this configuration: "log it once".
-    pub fn take_full_warning(&self) -> bool {
+    pub fn take_full_warning(&mut self) -> bool {
         match self.root() {
             Some(root) if root.full_logged > 0 && root.full_logged < usize::MAX => {
                 root.full_logged = usize::MAX;
@@ -432,15 +434,14 @@ impl Locked<'_> {
         }
     }
 
-    pub fn usage(&self) -> ZoneUsage {
+    pub fn usage(&mut self) -> ZoneUsage {
+        let entries = self.root().map_or(0, |r| r.entries);
         // SAFETY: reading pool fields under the lock.
-        unsafe {
-            let pool = &*self.pool();
-            ZoneUsage {
-                size: (pool.end as usize).saturating_sub(pool as *const _ as usize),
-                free_pages: pool.pfree,
-                entries: self.root().map_or(0, |r| r.entries),
-            }
+        let pool = unsafe { &*self.pool() };
+        ZoneUsage {
+            size: (pool.end as usize).saturating_sub(pool as *const _ as usize),
+            free_pages: pool.pfree,
+            entries,
         }
     }
 }

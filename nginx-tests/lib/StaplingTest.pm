@@ -36,6 +36,7 @@ sub new {
 	my $d = tempdir('stapling-test-XXXXXX', TMPDIR => 1,
 		CLEANUP => !$ENV{TEST_NGINX_LEAVE});
 	chmod 0755, $d;
+	mkdir "$d/logs";
 	my $self = bless {
 		dir => $d,
 		ports => {},
@@ -132,7 +133,6 @@ sub _nginx {
 sub run {
 	my ($self, %o) = @_;
 	my $d = $self->{dir};
-	mkdir "$d/logs";
 	my ($rc, $out) = $self->_nginx();
 	if ($o{expect_failure}) {
 		$self->{start_output} = $out;
