@@ -19,8 +19,10 @@ pub mod callback;
 pub mod certificate;
 pub mod context;
 pub mod discover;
+pub mod http;
 pub mod log;
 pub mod ocsp;
+pub mod schedule;
 pub mod ssl_ffi;
 pub mod zone;
 
