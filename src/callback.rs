@@ -46,12 +46,5 @@ unsafe fn serve(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
         }
     }
 
-    // Until the module fetches from responders itself, certificates without
-    // a staple file are left to nginx's built-in code, as before.
-    if cert.file.is_none() {
-        if let Some(builtin) = ctx.builtin_for(ssl_ctx) {
-            return builtin(ssl, std::ptr::null_mut());
-        }
-    }
     SSL_TLSEXT_ERR_NOACK
 }

@@ -6,7 +6,8 @@ use std::fmt;
 use openssl::hash::{hash, MessageDigest};
 use openssl::x509::{X509Ref, X509};
 
-use crate::ocsp::{CertificateStatusId, CheckedResponse};
+use crate::fetch::FetchPlan;
+use crate::ocsp::{CertificateStatusId, ChainSignatureCheck, CheckedResponse};
 
 /// The key of a certificate's entry in the zone: SHA-256 of its DER. A
 /// certificate stapled from a `ssl_stapling_file` is keyed by its DER and
@@ -68,4 +69,28 @@ pub struct Certificate {
     pub file_staple: Option<CheckedResponse>,
     pub verify: bool,
     pub protocol: Protocol,
+    /// The SSL_CTX it was loaded into (its trusted store verifies
+    /// responses); lives as long as the cycle.
+    pub ssl_ctx: *mut openssl_sys::SSL_CTX,
+    /// How its staple is fetched; None for staple files and certificates
+    /// that cannot be fetched for (nginx has warned why).
+    pub plan: Option<FetchPlan>,
+}
+
+impl Certificate {
+    pub fn signature_check(&self) -> ChainSignatureCheck<'_> {
+        // SAFETY: the SSL_CTX outlives the cycle's certificates, and always
+        // has a store.
+        let store = unsafe {
+            use foreign_types::ForeignTypeRef;
+            openssl::x509::store::X509StoreRef::from_ptr(openssl_sys::SSL_CTX_get_cert_store(
+                self.ssl_ctx,
+            ))
+        };
+        ChainSignatureCheck {
+            chain: &self.chain,
+            store,
+            verify: self.verify,
+        }
+    }
 }

@@ -7,24 +7,53 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::c_void;
 
-use nginx_sys::{ngx_log_t, NGX_LOG_NOTICE, NGX_LOG_WARN};
+use nginx_sys::{ngx_log_t, ngx_msec_t, NGX_LOG_NOTICE, NGX_LOG_WARN};
+use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
 use crate::certificate::{Certificate, CertificateKey, Protocol};
 use crate::discover::StaplingServer;
+use crate::fetch::FetchPlan;
+use crate::http::ResponderUrl;
 use crate::log::log;
 use crate::ocsp::{check_response, CertificateStatusId, CheckedResponse, NoSignatureCheck};
-use crate::ssl_ffi::{self, StatusCallback};
+use crate::schedule::Policy;
+use crate::ssl_ffi;
 use crate::zone::{Prepared, StapleSource, Zone, ZoneFull};
 
+/// The module-wide settings (main-context directives).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub policy: Policy,
+    pub fetch_timeout_ms: ngx_msec_t,
+    pub serve_revoked: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            policy: Policy::default(),
+            fetch_timeout_ms: 10_000,
+            serve_revoked: false,
+        }
+    }
+}
+
+impl Settings {
+    /// How long a worker may hold a fetch lease before another takes over:
+    /// the fetch's deadline, time to resolve, and a margin.
+    pub fn lease_secs(&self) -> i64 {
+        (self.fetch_timeout_ms / 1000) as i64 + 35
+    }
+}
+
 pub struct StaplingContext {
+    pub settings: Settings,
     pub certs: Vec<Certificate>,
     /// (SSL_CTX, X509) pointers → index in `certs`. nginx's certificate
     /// cache shares one X509 between servers, and each server may give it
     /// another staple file: the pair is what identifies a registration.
     by_x509: HashMap<(usize, usize), usize>,
-    /// SSL_CTX pointer → the callback nginx had installed there.
-    builtin: HashMap<usize, StatusCallback>,
     zone: Cell<Option<Zone>>,
     pub http_servers: usize,
     pub stream_servers: usize,
@@ -54,15 +83,16 @@ impl StaplingContext {
     /// # Safety
     /// The servers' SSL contexts must be alive; `log` must be valid.
     pub unsafe fn build(
+        settings: Settings,
         servers: &[StaplingServer],
         log_: *mut ngx_log_t,
         now: i64,
         check_files: bool,
     ) -> Self {
         let mut ctx = StaplingContext {
+            settings,
             certs: Vec::new(),
             by_x509: HashMap::new(),
-            builtin: HashMap::new(),
             zone: Cell::new(None),
             http_servers: 0,
             stream_servers: 0,
@@ -75,9 +105,6 @@ impl StaplingContext {
                 Protocol::Stream => ctx.stream_servers += 1,
             }
             let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
-            if let Some(cb) = builtin_callback(ssl_ctx) {
-                ctx.builtin.insert(ssl_ctx as usize, cb);
-            }
             for (ptr, x509, name) in server.certificates() {
                 let Some(key) = CertificateKey::of(&x509, server.file.as_deref()) else {
                     log!(
@@ -108,6 +135,12 @@ impl StaplingContext {
                     },
                     _ => None,
                 };
+                let plan = match server.file {
+                    Some(_) => None,
+                    // nginx has warned: "issuer certificate not found"
+                    None if !status_id.has_issuer() => None,
+                    None => fetch_plan(server, &x509, &name, log_),
+                };
                 let i = ctx.certs.len();
                 ctx.certs.push(Certificate {
                     key,
@@ -119,6 +152,8 @@ impl StaplingContext {
                     file_staple,
                     verify: server.verify,
                     protocol: server.protocol,
+                    ssl_ctx,
+                    plan,
                 });
                 by_key.insert(key, i);
                 ctx.by_x509.insert((ssl_ctx as usize, ptr as usize), i);
@@ -150,10 +185,6 @@ impl StaplingContext {
         self.by_x509
             .get(&(ssl_ctx as usize, x509 as usize))
             .and_then(|&i| self.certs.get(i))
-    }
-
-    pub fn builtin_for(&self, ssl_ctx: *mut sys::SSL_CTX) -> Option<StatusCallback> {
-        self.builtin.get(&(ssl_ctx as usize)).copied()
     }
 
     pub fn zone(&self) -> Option<Zone> {
@@ -210,17 +241,33 @@ impl StaplingContext {
     }
 }
 
-/// The status callback nginx's ssl module installed on `ctx`, if any
-/// (`SSL_CTX_get_tlsext_status_cb`).
-unsafe fn builtin_callback(ctx: *mut sys::SSL_CTX) -> Option<StatusCallback> {
-    const SSL_CTRL_GET_TLSEXT_STATUS_REQ_CB: i32 = 128;
-    let mut cb: Option<StatusCallback> = None;
-    sys::SSL_CTX_ctrl(
-        ctx,
-        SSL_CTRL_GET_TLSEXT_STATUS_REQ_CB,
-        0,
-        (&mut cb as *mut Option<StatusCallback>).cast(),
-    );
-    // Never "fall back" to ourselves (a context seen twice).
-    cb.filter(|&f| f as *const () != crate::callback::status_callback as *const ())
+/// Where the certificate's staple is fetched from: `ssl_stapling_responder`,
+/// else the OCSP URL of its AIA extension.
+fn fetch_plan(
+    server: &StaplingServer,
+    x509: &X509Ref,
+    name: &str,
+    log_: *mut ngx_log_t,
+) -> Option<FetchPlan> {
+    let aia = || {
+        x509.ocsp_responders()
+            .ok()
+            .and_then(|s| s.iter().next().map(|u| u.to_string()))
+    };
+    // Without either, nginx has warned "no OCSP responder URL".
+    let text = server.responder.clone().or_else(aia)?;
+    match ResponderUrl::parse(&text) {
+        Ok(url) => Some(FetchPlan {
+            url,
+            resolver: server.resolver,
+        }),
+        Err(e) => {
+            log!(
+                NGX_LOG_WARN,
+                log_,
+                "\"ssl_stapling\" ignored, OCSP responder \"{text}\" for certificate \"{name}\": {e}"
+            );
+            None
+        }
+    }
 }

@@ -6,11 +6,13 @@
 //! the module loads whether or not a dynamic stream module is present.
 
 use std::ffi::CStr;
+use std::ptr::NonNull;
 
 use foreign_types::ForeignTypeRef;
 use nginx_sys::{
-    ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_main_conf_t,
-    ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_ssl_t, ngx_str_t,
+    ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
+    ngx_http_core_main_conf_t, ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t,
+    ngx_msec_t, ngx_resolver_t, ngx_ssl_t, ngx_str_t,
 };
 use openssl::x509::{X509Ref, X509};
 
@@ -24,6 +26,19 @@ pub struct StaplingServer {
     pub verify: bool,
     pub file: Option<String>,
     pub responder: Option<String>,
+    /// The server's `resolver`, if it has name servers (a resolver without
+    /// any makes ngx_resolve_start return a sentinel, not a context).
+    pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
+}
+
+fn usable_resolver(
+    r: *mut ngx_resolver_t,
+    timeout: ngx_msec_t,
+) -> Option<(NonNull<ngx_resolver_t>, ngx_msec_t)> {
+    let r = NonNull::new(r)?;
+    // SAFETY: a resolver from a parsed configuration.
+    let servers = unsafe { r.as_ref().connections.nelts };
+    (servers > 0).then_some((r, timeout))
 }
 
 impl StaplingServer {
@@ -133,12 +148,19 @@ unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
         if sscf.is_null() || (*sscf).ssl.ctx.is_null() || (*sscf).stapling <= 0 {
             continue;
         }
+        let clcf = *(*(*cscf).ctx).loc_conf.add(core.ctx_index) as *mut ngx_http_core_loc_conf_t;
+        let resolver = if clcf.is_null() {
+            None
+        } else {
+            usable_resolver((*clcf).resolver, (*clcf).resolver_timeout)
+        };
         out.push(StaplingServer {
             protocol: Protocol::Http,
             ssl: &mut (*sscf).ssl,
             verify: (*sscf).stapling_verify > 0,
             file: str_of(&(*sscf).stapling_file),
             responder: str_of(&(*sscf).stapling_responder),
+            resolver,
         });
     }
 }
@@ -180,6 +202,7 @@ unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>)
             verify: (*sscf).stapling_verify > 0,
             file: str_of(&(*sscf).stapling_file),
             responder: str_of(&(*sscf).stapling_responder),
+            resolver: usable_resolver((*cscf).resolver, (*cscf).resolver_timeout),
         });
     }
 }

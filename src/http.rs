@@ -97,6 +97,12 @@ impl ResponderUrl {
     }
 }
 
+impl std::fmt::Display for ResponderUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.host_header(), self.path)
+    }
+}
+
 /// Percent-encodes the base64 alphabet's '+', '/' and '=' (RFC 5019 A.1).
 fn url_encode_base64(b64: &str) -> String {
     let mut out = String::with_capacity(b64.len() + 16);

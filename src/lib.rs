@@ -8,9 +8,9 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_int_t, ngx_module_t,
-    ngx_parse_size, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, ngx_uint_t, NGX_CONF_TAKE1,
-    NGX_CORE_MODULE, NGX_DIRECT_CONF, NGX_LOG_CRIT, NGX_LOG_EMERG, NGX_MAIN_CONF,
+    ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_int_t, ngx_module_t, ngx_msec_t,
+    ngx_parse_size, ngx_parse_time, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, ngx_uint_t,
+    NGX_CONF_TAKE1, NGX_CORE_MODULE, NGX_DIRECT_CONF, NGX_LOG_CRIT, NGX_LOG_EMERG, NGX_MAIN_CONF,
     NGX_PROCESS_SIGNALLER,
 };
 use ngx::core::Pool;
@@ -19,15 +19,19 @@ pub mod callback;
 pub mod certificate;
 pub mod context;
 pub mod discover;
+pub mod fetch;
 pub mod http;
 pub mod log;
+pub mod net;
 pub mod ocsp;
 pub mod schedule;
 pub mod ssl_ffi;
+pub mod worker;
 pub mod zone;
 
-use context::StaplingContext;
+use context::{Settings, StaplingContext};
 use log::log;
+use schedule::Refresh;
 
 const NGX_OK: ngx_int_t = 0;
 const NGX_ERROR: ngx_int_t = -1;
@@ -39,10 +43,13 @@ const DEFAULT_ZONE_SIZE: usize = 1024 * 1024;
 /// nginx refuses slab zones under 8 pages.
 const MIN_ZONE_SIZE: usize = 32 * 1024;
 
-/// The module's main configuration (`ssl_stapling_zone`).
+/// The module's main configuration.
 struct MainConf {
     zone_name: Option<Vec<u8>>,
     zone_size: usize,
+    settings: Settings,
+    /// The cycle's context, for the workers (null when nothing staples).
+    ctx: *mut StaplingContext,
 }
 
 /// The zone's name must outlive the cycle's shm list: keep it in the pool.
@@ -53,6 +60,8 @@ unsafe extern "C" fn create_conf(cycle: *mut ngx_cycle_t) -> *mut c_void {
     pool.allocate(MainConf {
         zone_name: None,
         zone_size: DEFAULT_ZONE_SIZE,
+        settings: Settings::default(),
+        ctx: ptr::null_mut(),
     })
     .cast()
 }
@@ -107,7 +116,7 @@ unsafe extern "C" fn set_zone(
 /// Runs once the whole configuration is parsed: every http and stream
 /// server is merged, its SSL_CTX built and its certificates loaded.
 unsafe extern "C" fn init_conf(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_char {
-    let conf = &*(conf as *const MainConf);
+    let conf = &mut *(conf as *mut MainConf);
     // `nginx -s reload` parses the configuration too; it must not act.
     if nginx_sys::ngx_process == NGX_PROCESS_SIGNALLER as ngx_uint_t {
         return NGX_CONF_OK;
@@ -119,11 +128,12 @@ unsafe extern "C" fn init_conf(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *m
     }
 
     let pool = Pool::from_ngx_pool((*cycle).pool);
-    let ctx = StaplingContext::build(&servers, log_, nginx_sys::ngx_time(), true);
+    let ctx = StaplingContext::build(conf.settings, &servers, log_, nginx_sys::ngx_time(), true);
     let ctx: *mut StaplingContext = pool.allocate(ctx);
     if ctx.is_null() {
         return NGX_CONF_ERROR;
     }
+    conf.ctx = ctx;
 
     let name: *mut ZoneName = pool.allocate(ZoneName(
         conf.zone_name
@@ -180,21 +190,137 @@ unsafe extern "C" fn init_zone(shm: *mut ngx_shm_zone_t, _odata: *mut c_void) ->
     }
 }
 
+fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
+    // SAFETY: nginx checked the argument count (NGX_CONF_TAKE1).
+    unsafe { &*((*(*cf).args).elts as *mut ngx_str_t).add(i) }
+}
+
+/// `ssl_stapling_fetch_timeout time;`: one deadline for connecting to the
+/// responder, sending the request and reading the response.
+unsafe extern "C" fn set_fetch_timeout(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = &mut *(conf as *mut MainConf);
+    let mut v = *arg(cf, 1);
+    let ms = ngx_parse_time(&mut v, 0);
+    if ms <= 0 {
+        ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{}\"", arg(cf, 1));
+        return NGX_CONF_ERROR;
+    }
+    conf.settings.fetch_timeout_ms = ms as ngx_msec_t;
+    NGX_CONF_OK
+}
+
+/// `ssl_stapling_refresh fraction | time;`: "0.5" or "50%" of the
+/// response's validity, or a fixed interval such as "1h".
+unsafe extern "C" fn set_refresh(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = &mut *(conf as *mut MainConf);
+    let value = arg(cf, 1);
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let fraction = match text.strip_suffix('%') {
+        Some(p) => p.parse::<f64>().ok().map(|p| p / 100.0),
+        None if text.contains('.') => text.parse::<f64>().ok(),
+        None => None,
+    };
+    let refresh = match fraction {
+        Some(f) if f > 0.0 && f < 1.0 => Refresh::Fraction(f),
+        Some(_) => {
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "fraction \"{}\" must be between 0 and 1",
+                value
+            );
+            return NGX_CONF_ERROR;
+        }
+        None => {
+            let mut v = *value;
+            let secs = ngx_parse_time(&mut v, 1);
+            if secs <= 0 {
+                ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{}\"", value);
+                return NGX_CONF_ERROR;
+            }
+            Refresh::Interval(secs as i64)
+        }
+    };
+    conf.settings.policy.refresh = refresh;
+    NGX_CONF_OK
+}
+
+/// `ssl_stapling_serve_revoked on | off;`
+unsafe extern "C" fn set_serve_revoked(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = &mut *(conf as *mut MainConf);
+    conf.settings.serve_revoked = match arg(cf, 1).as_bytes() {
+        b"on" => true,
+        b"off" => false,
+        _ => {
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "invalid value \"{}\", it must be \"on\" or \"off\"",
+                arg(cf, 1)
+            );
+            return NGX_CONF_ERROR;
+        }
+    };
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
+    if !conf.is_null() && !(*conf).ctx.is_null() {
+        worker::start((*conf).ctx, (*cycle).log);
+    }
+    NGX_OK
+}
+
+unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
+    worker::stop();
+}
+
 static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
     name: ngx::ngx_string!("ssl_stapling"),
     create_conf: Some(create_conf),
     init_conf: Some(init_conf),
 };
 
-static mut COMMANDS: [ngx_command_t; 2] = [
+const MAIN_TAKE1: ngx_uint_t = (NGX_MAIN_CONF | NGX_DIRECT_CONF | NGX_CONF_TAKE1) as ngx_uint_t;
+
+const fn command(
+    name: ngx_str_t,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+) -> ngx_command_t {
     ngx_command_t {
-        name: ngx::ngx_string!("ssl_stapling_zone"),
-        type_: (NGX_MAIN_CONF | NGX_DIRECT_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_zone),
+        name,
+        type_: MAIN_TAKE1,
+        set: Some(set),
         conf: 0,
         offset: 0,
         post: ptr::null_mut(),
-    },
+    }
+}
+
+static mut COMMANDS: [ngx_command_t; 5] = [
+    command(ngx::ngx_string!("ssl_stapling_zone"), set_zone),
+    command(
+        ngx::ngx_string!("ssl_stapling_fetch_timeout"),
+        set_fetch_timeout,
+    ),
+    command(ngx::ngx_string!("ssl_stapling_refresh"), set_refresh),
+    command(
+        ngx::ngx_string!("ssl_stapling_serve_revoked"),
+        set_serve_revoked,
+    ),
     ngx_command_t::empty(),
 ];
 
@@ -204,6 +330,8 @@ pub static mut ngx_ssl_stapling_module: ngx_module_t = ngx_module_t {
     ctx: ptr::addr_of!(CORE_CTX) as *mut c_void,
     commands: ptr::addr_of!(COMMANDS) as *mut ngx_command_t,
     type_: NGX_CORE_MODULE as ngx_uint_t,
+    init_process: Some(init_process),
+    exit_process: Some(exit_process),
     ..ngx_module_t::default()
 };
 

@@ -5,10 +5,13 @@
 
 use foreign_types::ForeignTypeRef;
 use openssl::asn1::{Asn1GeneralizedTimeRef, Asn1Time, Asn1TimeRef};
+use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{
-    OcspBasicResponseRef, OcspCertId, OcspCertStatus, OcspResponse, OcspResponseStatus,
+    OcspBasicResponseRef, OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus,
 };
+use openssl::stack::Stack;
+use openssl::x509::store::X509StoreRef;
 use openssl::x509::{X509Ref, X509};
 
 use crate::ssl_ffi;
@@ -160,6 +163,39 @@ impl SignatureCheck for NoSignatureCheck {
     fn verify(&self, _basic: &OcspBasicResponseRef) -> Result<(), OcspError> {
         Ok(())
     }
+}
+
+/// nginx's check of fetched responses: `OCSP_basic_verify` with the
+/// certificate's chain and the SSL_CTX's trusted store, `OCSP_TRUSTOTHER`
+/// with `ssl_stapling_verify on`, `OCSP_NOVERIFY` (signature only) without.
+pub struct ChainSignatureCheck<'a> {
+    pub chain: &'a [X509],
+    pub store: &'a X509StoreRef,
+    pub verify: bool,
+}
+
+impl SignatureCheck for ChainSignatureCheck<'_> {
+    fn verify(&self, basic: &OcspBasicResponseRef) -> Result<(), OcspError> {
+        let err = |e: ErrorStack| OcspError::Verify(first_reason(&e));
+        let mut stack = Stack::new().map_err(err)?;
+        for c in self.chain {
+            stack.push(c.clone()).map_err(err)?;
+        }
+        let flags = if self.verify {
+            OcspFlag::TRUST_OTHER
+        } else {
+            OcspFlag::NO_VERIFY
+        };
+        basic.verify(&stack, self.store, flags).map_err(err)
+    }
+}
+
+fn first_reason(e: &ErrorStack) -> String {
+    e.errors()
+        .iter()
+        .rev()
+        .find_map(|e| e.reason().map(str::to_string))
+        .unwrap_or_else(|| "verification failed".to_string())
 }
 
 /// Checks one DER response for one certificate at time `now` (Unix seconds),

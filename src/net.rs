@@ -1,0 +1,293 @@
+//! A TCP connection to a responder on nginx's event loop: nginx's peer
+//! connection API, with async connect/send/recv for the module's task.
+//! Every operation is bounded by one deadline for the whole fetch, and the
+//! connection's timers are cancelable so they never hold up a worker's
+//! graceful exit.
+
+use std::future::poll_fn;
+use std::ptr::{self, NonNull};
+use std::task::{Poll, Waker};
+
+use nginx_sys::{
+    ngx_close_connection, ngx_connection_t, ngx_event_connect_peer, ngx_event_get_peer,
+    ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t, ngx_msec_t,
+    ngx_peer_connection_t, ngx_str_t, sockaddr, socklen_t, NGX_AGAIN,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NetError {
+    #[error("connect() to {0}")]
+    Connect(String),
+    #[error("timed out")]
+    TimedOut,
+    #[error("connection error ({0})")]
+    Io(String),
+}
+
+/// A deadline on nginx's millisecond clock.
+#[derive(Clone, Copy)]
+pub struct Deadline(ngx_msec_t);
+
+impl Deadline {
+    pub fn after_ms(ms: ngx_msec_t) -> Deadline {
+        // SAFETY: nginx's cached clock, read on the worker's only thread.
+        Deadline(unsafe { nginx_sys::ngx_current_msec }.wrapping_add(ms))
+    }
+
+    /// Milliseconds left, or None when passed.
+    pub fn remaining(self) -> Option<ngx_msec_t> {
+        // SAFETY: as above.
+        let now = unsafe { nginx_sys::ngx_current_msec };
+        let left = self.0.wrapping_sub(now) as i64;
+        (left > 0).then_some(left as ngx_msec_t)
+    }
+}
+
+/// What the event handlers reach through `c->data`.
+struct IoState {
+    waker: Option<Waker>,
+    name: ngx_str_t,
+    name_buf: Vec<u8>,
+}
+
+pub struct Connection {
+    c: NonNull<ngx_connection_t>,
+    state: Box<IoState>,
+}
+
+unsafe extern "C" fn on_event(ev: *mut ngx_event_t) {
+    // SAFETY: the event belongs to a connection whose data is our IoState
+    // until `Connection::drop` clears it.
+    let c = (*ev).data as *mut ngx_connection_t;
+    if c.is_null() || (*c).data.is_null() {
+        return;
+    }
+    let waker = (*((*c).data as *mut IoState)).waker.take();
+    // Wake last, holding no borrow: the task may run (and drop the
+    // connection) right here.
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+impl Connection {
+    /// Connects to `addr`. The name is for nginx's log lines.
+    ///
+    /// # Safety
+    /// `addr` must point to `len` bytes of a sockaddr; `log` must be valid
+    /// for the connection's life.
+    pub async unsafe fn connect(
+        addr: *const sockaddr,
+        len: socklen_t,
+        name: &str,
+        log: *mut ngx_log_t,
+        deadline: Deadline,
+    ) -> Result<Connection, NetError> {
+        let mut state = Box::new(IoState {
+            waker: None,
+            name: ngx_str_t::empty(),
+            name_buf: name.as_bytes().to_vec(),
+        });
+        state.name = ngx_str_t {
+            len: state.name_buf.len(),
+            data: state.name_buf.as_mut_ptr(),
+        };
+        let mut sa = vec![0u8; len as usize];
+        ptr::copy_nonoverlapping(addr.cast::<u8>(), sa.as_mut_ptr(), sa.len());
+
+        let mut pc: ngx_peer_connection_t = std::mem::zeroed();
+        pc.sockaddr = sa.as_mut_ptr().cast();
+        pc.socklen = len;
+        pc.name = &mut state.name;
+        pc.get = Some(ngx_event_get_peer);
+        pc.log = log;
+        pc.set_log_error(1); // NGX_ERROR_ERR
+
+        let rc = ngx_event_connect_peer(&mut pc);
+        let Some(c) = NonNull::new(pc.connection) else {
+            return Err(NetError::Connect(format!("{name} failed")));
+        };
+        let mut conn = Connection { c, state };
+        let cp = c.as_ptr();
+        (*cp).data = (&mut *conn.state as *mut IoState).cast();
+        (*cp).log = log;
+        (*(*cp).read).handler = Some(on_event);
+        (*(*cp).write).handler = Some(on_event);
+        (*(*cp).read).log = log;
+        (*(*cp).write).log = log;
+        (*(*cp).read).set_cancelable(1);
+        (*(*cp).write).set_cancelable(1);
+
+        if rc != 0 && rc != NGX_AGAIN as isize {
+            return Err(NetError::Connect(format!("{name} failed")));
+        }
+        // The socket address is copied by nginx into c->sockaddr? No: it
+        // keeps pc.sockaddr, used only during connect and in log lines; keep
+        // it alive until connected.
+        let r = conn.wait_writable(deadline).await;
+        drop(sa);
+        r?;
+        let mut err: libc::c_int = 0;
+        let mut elen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        if libc::getsockopt(
+            (*cp).fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut elen,
+        ) == -1
+            || err != 0
+        {
+            let code = if err != 0 { err } else { libc::EIO };
+            let e = std::io::Error::from_raw_os_error(code);
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            return Err(NetError::Connect(format!("{name} failed ({code}: {text})")));
+        }
+        Ok(conn)
+    }
+
+    fn event(&self, write: bool) -> *mut ngx_event_t {
+        // SAFETY: a live connection has both events.
+        unsafe {
+            let c = self.c.as_ptr();
+            if write {
+                (*c).write
+            } else {
+                (*c).read
+            }
+        }
+    }
+
+    /// Arms the event's timer for the time left and stores the waker.
+    fn park(
+        &mut self,
+        ev: *mut ngx_event_t,
+        deadline: Deadline,
+        waker: &Waker,
+    ) -> Result<(), NetError> {
+        let left = deadline.remaining().ok_or(NetError::TimedOut)?;
+        // SAFETY: ev is one of this connection's events.
+        unsafe {
+            if (*ev).timer_set() == 0 {
+                nginx_sys::ngx_add_timer(ev, left);
+            }
+        }
+        self.state.waker = Some(waker.clone());
+        Ok(())
+    }
+
+    fn settle(&mut self, ev: *mut ngx_event_t) {
+        // SAFETY: as in park.
+        unsafe {
+            if (*ev).timer_set() != 0 {
+                nginx_sys::ngx_del_timer(ev);
+            }
+        }
+    }
+
+    async fn wait_writable(&mut self, deadline: Deadline) -> Result<(), NetError> {
+        let ev = self.event(true);
+        let r = poll_fn(|cx| {
+            // SAFETY: ev is live while self is.
+            unsafe {
+                if (*ev).timedout() != 0 {
+                    return Poll::Ready(Err(NetError::TimedOut));
+                }
+                if (*ev).ready() != 0 {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            match self.park(ev, deadline, cx.waker()) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            }
+        })
+        .await;
+        self.settle(ev);
+        r
+    }
+
+    pub async fn send_all(&mut self, mut data: &[u8], deadline: Deadline) -> Result<(), NetError> {
+        let ev = self.event(true);
+        let c = self.c.as_ptr();
+        let r = poll_fn(|cx| loop {
+            // SAFETY: c and ev are live while self is.
+            unsafe {
+                if (*ev).timedout() != 0 {
+                    return Poll::Ready(Err(NetError::TimedOut));
+                }
+                if data.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                let Some(send) = (*c).send else {
+                    return Poll::Ready(Err(NetError::Io("no send".into())));
+                };
+                let n = send(c, data.as_ptr().cast_mut(), data.len());
+                if n > 0 {
+                    data = data.get(n as usize..).unwrap_or_default();
+                    continue;
+                }
+                if n == NGX_AGAIN as isize {
+                    if ngx_handle_write_event(ev, 0) != 0 {
+                        return Poll::Ready(Err(NetError::Io("send".into())));
+                    }
+                    return match self.park(ev, deadline, cx.waker()) {
+                        Ok(()) => Poll::Pending,
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                }
+                return Poll::Ready(Err(NetError::Io("send() failed".into())));
+            }
+        })
+        .await;
+        self.settle(ev);
+        r
+    }
+
+    /// Reads what is there; Ok(0) at the end of the stream.
+    pub async fn recv(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, NetError> {
+        let ev = self.event(false);
+        let c = self.c.as_ptr();
+        let r = poll_fn(|cx| {
+            // SAFETY: c and ev are live while self is.
+            unsafe {
+                if (*ev).timedout() != 0 {
+                    return Poll::Ready(Err(NetError::TimedOut));
+                }
+                let Some(recv) = (*c).recv else {
+                    return Poll::Ready(Err(NetError::Io("no recv".into())));
+                };
+                let n = recv(c, buf.as_mut_ptr(), buf.len());
+                if n >= 0 {
+                    return Poll::Ready(Ok(n as usize));
+                }
+                if n == NGX_AGAIN as isize {
+                    if ngx_handle_read_event(ev, 0) != 0 {
+                        return Poll::Ready(Err(NetError::Io("recv".into())));
+                    }
+                    return match self.park(ev, deadline, cx.waker()) {
+                        Ok(()) => Poll::Pending,
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                }
+                Poll::Ready(Err(NetError::Io("recv() failed".into())))
+            }
+        })
+        .await;
+        self.settle(ev);
+        r
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // SAFETY: the connection is ours; closing removes its events and
+        // timers. Clear data first so a stray handler finds nothing.
+        unsafe {
+            let c = self.c.as_ptr();
+            (*c).data = ptr::null_mut();
+            ngx_close_connection(c);
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The fetch task each worker runs on its event loop. Every due
+//! certificate is claimed through a lease in the zone, so exactly one
+//! worker fetches it; the others serve the result. A lease whose owner died
+//! or overran its deadline is taken over.
+
+use std::time::Duration;
+
+use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
+use ngx::async_::{sleep, spawn, Task};
+
+use crate::certificate::Certificate;
+use crate::context::StaplingContext;
+use crate::fetch::{fetch, FetchError};
+use crate::log::log;
+use crate::ocsp::{CertStatus, CheckedResponse};
+use crate::schedule;
+use crate::zone::{StapleSource, Zone};
+
+/// The longest a worker sleeps between looks at the zone: how soon it
+/// notices a lease left by a dead worker, or work for a new certificate.
+const MAX_IDLE_SECS: i64 = 5;
+
+static mut TASK: Option<Task<()>> = None;
+
+fn exiting() -> bool {
+    // SAFETY: plain reads of nginx's process-state globals.
+    unsafe {
+        nginx_sys::ngx_exiting != 0 || nginx_sys::ngx_terminate != 0 || nginx_sys::ngx_quit != 0
+    }
+}
+
+fn now() -> i64 {
+    nginx_sys::ngx_time()
+}
+
+fn pid() -> i32 {
+    // SAFETY: set by nginx before init_process.
+    unsafe { nginx_sys::ngx_pid }
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// Starts the worker's task (from init_process).
+///
+/// # Safety
+/// `ctx` is the cycle's context: it outlives the worker's event loop.
+pub unsafe fn start(ctx: *const StaplingContext, log: *mut ngx_log_t) {
+    if (*ctx).certs.iter().all(|c| c.plan.is_none()) {
+        return;
+    }
+    let task = spawn(run(ctx, log));
+    *std::ptr::addr_of_mut!(TASK) = Some(task);
+}
+
+/// Cancels the task (from exit_process): drops any fetch in flight.
+pub fn stop() {
+    // SAFETY: single-threaded worker; the task is not running now.
+    unsafe { *std::ptr::addr_of_mut!(TASK) = None };
+}
+
+enum Claim {
+    Fetch,
+    Later(i64),
+}
+
+async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
+    // SAFETY: see `start`.
+    let ctx = unsafe { &*ctx };
+    let Some(zone) = ctx.zone() else { return };
+    loop {
+        let mut wake = now() + MAX_IDLE_SECS;
+        for cert in &ctx.certs {
+            if exiting() {
+                return;
+            }
+            if cert.plan.is_none() {
+                continue;
+            }
+            match claim(ctx, zone, cert) {
+                Claim::Later(at) => wake = wake.min(at),
+                Claim::Fetch => {
+                    let plan = cert.plan.as_ref();
+                    let result = match plan {
+                        Some(plan) => fetch(cert, plan, ctx.settings.fetch_timeout_ms, log).await,
+                        None => continue,
+                    };
+                    if exiting() {
+                        return;
+                    }
+                    apply(ctx, zone, cert, result, log);
+                }
+            }
+        }
+        let secs = (wake - now()).clamp(1, MAX_IDLE_SECS);
+        sleep(Duration::from_secs(secs as u64)).await;
+    }
+}
+
+fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate) -> Claim {
+    let now = now();
+    let me = pid();
+    let mut z = zone.lock();
+    let Some(e) = z.find(&cert.key) else {
+        return Claim::Later(now + MAX_IDLE_SECS);
+    };
+    if e.next_refresh > now {
+        return Claim::Later(e.next_refresh);
+    }
+    if e.lease_pid != 0 && e.lease_pid != me && e.lease_until > now && alive(e.lease_pid) {
+        return Claim::Later(e.lease_until);
+    }
+    e.lease_pid = me;
+    e.lease_until = now + ctx.settings.lease_secs();
+    Claim::Fetch
+}
+
+/// Stores what a fetch brought (or counts its failure) and schedules the
+/// next one; logs after the zone is unlocked.
+fn apply(
+    ctx: &StaplingContext,
+    zone: Zone,
+    cert: &Certificate,
+    result: Result<CheckedResponse, FetchError>,
+    log: *mut ngx_log_t,
+) {
+    let now = now();
+    let random = nginx_sys::ngx_random() as u32;
+    let policy = &ctx.settings.policy;
+    let url = cert
+        .plan
+        .as_ref()
+        .map(|p| p.url.to_string())
+        .unwrap_or_default();
+    let name = &cert.name;
+    let mut z = zone.lock();
+    let Some(e) = z.find(&cert.key).map(|e| e as *mut crate::zone::Entry) else {
+        return;
+    };
+    // SAFETY: the entry stays allocated while we hold the lock; the raw
+    // pointer only ends `find`'s borrow of the guard.
+    let e = unsafe { &mut *e };
+    e.lease_pid = 0;
+    e.lease_until = 0;
+
+    let outcome: (usize, String) = match result {
+        Ok(resp) if resp.status == CertStatus::Revoked && !ctx.settings.serve_revoked => {
+            let new = e.status != CertStatus::Revoked || e.this_update != resp.this_update;
+            z.clear(e);
+            e.status = CertStatus::Revoked;
+            e.this_update = resp.this_update;
+            e.next_update = resp.next_update.unwrap_or(0);
+            e.fetch_ok += 1;
+            e.failures = 0;
+            e.set_last_error("certificate is revoked");
+            e.next_refresh =
+                schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
+            if !new {
+                return;
+            }
+            (
+                NGX_LOG_ERR as usize,
+                format!(
+                    "ssl_stapling: certificate \"{name}\" is revoked (OCSP response from {url}); \
+                     its staple is no longer served"
+                ),
+            )
+        }
+        Ok(resp) if resp.status == CertStatus::Unknown => fail(
+            &mut z,
+            e,
+            policy,
+            now,
+            random,
+            name,
+            &url,
+            "certificate status \"unknown\" in the OCSP response",
+        ),
+        Ok(resp) => match z.store(e, &resp, StapleSource::Fetched, now) {
+            Ok(()) => {
+                e.fetch_ok += 1;
+                e.failures = 0;
+                e.set_last_error("");
+                e.next_refresh = schedule::after_success(
+                    policy,
+                    resp.this_update,
+                    resp.next_update,
+                    now,
+                    random,
+                );
+                (
+                    NGX_LOG_INFO as usize,
+                    format!(
+                        "ssl_stapling: OCSP response for certificate \"{name}\" fetched from {url}: {}, \
+                         {} bytes, next fetch in {} s",
+                        resp.status.as_str(),
+                        resp.der.len(),
+                        e.next_refresh - now
+                    ),
+                )
+            }
+            Err(full) => {
+                let first = z.take_full_warning();
+                let (_, msg) = fail(
+                    &mut z,
+                    e,
+                    policy,
+                    now,
+                    random,
+                    name,
+                    &url,
+                    &full.to_string(),
+                );
+                if first {
+                    (
+                        NGX_LOG_CRIT as usize,
+                        format!("{msg}; raise its size with \"ssl_stapling_zone\""),
+                    )
+                } else {
+                    (NGX_LOG_WARN as usize, msg)
+                }
+            }
+        },
+        Err(err) => fail(&mut z, e, policy, now, random, name, &url, &err.to_string()),
+    };
+    drop(z);
+    let (level, msg) = outcome;
+    log!(level, log, "{msg}");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fail(
+    _z: &mut crate::zone::Locked<'_>,
+    e: &mut crate::zone::Entry,
+    policy: &schedule::Policy,
+    now: i64,
+    random: u32,
+    name: &str,
+    url: &str,
+    cause: &str,
+) -> (usize, String) {
+    e.failures = e.failures.saturating_add(1);
+    e.fetch_failed += 1;
+    e.set_last_error(cause);
+    let kept = e.servable(now).map(|_| e.next_update);
+    e.next_refresh =
+        schedule::after_failure(policy, e.failures, kept.filter(|&n| n != 0), now, random);
+    let kept = match kept {
+        Some(0) => "; the previous staple is still served".to_string(),
+        Some(n) => format!(
+            "; the previous staple is served until its nextUpdate, {} s from now",
+            n - now
+        ),
+        None => String::new(),
+    };
+    (
+        NGX_LOG_WARN as usize,
+        format!(
+            "ssl_stapling: cannot fetch OCSP response for certificate \"{name}\" from {url}: {cause}; \
+             retry in {} s{kept}",
+            e.next_refresh - now
+        ),
+    )
+}
