@@ -22,7 +22,7 @@ use File::Spec;
 use IO::Socket::INET;
 use IO::Socket::SSL qw(SSL_VERIFY_NONE SSL_OCSP_TRY_STAPLE SSL_OCSP_NO_STAPLE);
 use Net::SSLeay;
-use POSIX qw(WNOHANG);
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 
@@ -102,13 +102,14 @@ sub write_config {
 	my ($self, $body, %o) = @_;
 	my $d = $self->{dir};
 	my $load = ($o{load_module} // 1) ? "load_module $self->{module};\n" : '';
+	my $level = $o{log_level} // 'info';
 	my $globals = $ENV{TEST_NGINX_GLOBALS} // '';
 	my $conf = <<"EOF" . $body;
 $load
 master_process on;
 daemon on;
 pid $d/nginx.pid;
-error_log $d/error.log notice;
+error_log $d/error.log $level;
 $globals
 EOF
 	$conf =~ s/%%TESTDIR%%/$d/g;
@@ -363,16 +364,83 @@ sub ocsp_response {
 	return "$self->{dir}/$out";
 }
 
+# --- helper daemons -------------------------------------------------------
+
+# Runs @cmd in the test directory, output to NAME.log; returns once the log
+# matches $ready. Stopped with the test.
+sub run_daemon {
+	my ($self, $name, $ready, @cmd) = @_;
+	my $log = "$self->{dir}/$name.log";
+	my $pid = fork // die "fork: $!\n";
+	if (!$pid) {
+		chdir $self->{dir};
+		open STDOUT, '>>', $log or POSIX::_exit(127);
+		open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
+		exec @cmd or POSIX::_exit(127);
+	}
+	$self->{daemons}{$name} = $pid;
+	wait_for(sub { $self->read_file("$name.log") =~ $ready }, 10, "$name ready")
+		or die "$name did not start:\n" . $self->read_file("$name.log");
+	return $pid;
+}
+
+sub stop_daemon {
+	my ($self, $name) = @_;
+	my $pid = delete $self->{daemons}{$name} or return;
+	local $?;
+	kill 'TERM', $pid;
+	waitpid($pid, 0);
+}
+
+# `openssl ocsp` as a real responder for the CA, on port $o{port}.
+sub start_ocsp_responder {
+	my ($self, %o) = @_;
+	my $ca = $o{ca};
+	my $signer = $o{signer} // $ca;
+	my @validity = defined $o{nmin} ? ('-nmin', $o{nmin})
+		: ('-ndays', $o{ndays} // 1);
+	$self->run_daemon($o{name} // 'ocsp', qr/waiting for OCSP client connections/,
+		'openssl', 'ocsp', '-port', $o{port}, '-index', "$ca.index",
+		'-CA', "$ca.crt", '-rsigner', "$signer.crt", '-rkey', "$signer.key",
+		@validity);
+}
+
+# How many requests the responder started as $name received.
+sub ocsp_requests {
+	my ($self, $name) = @_;
+	my @r = $self->read_file(($name // 'ocsp') . '.log') =~ /Received request/g;
+	return scalar @r;
+}
+
+# A DNS server on 127.0.0.1:$port answering A records for %names.
+sub start_dns {
+	my ($self, $port, %names) = @_;
+	$self->run_daemon('dns', qr/^ready$/m, $^X, "$ROOT/nginx-tests/lib/dns-server.pl",
+		$port, map { "$_=$names{$_}" } sort keys %names);
+}
+
+# The fault-injecting responder (lib/fault-responder.pl) on $port.
+sub start_fault_responder {
+	my ($self, $port) = @_;
+	$self->run_daemon('faults', qr/^ready$/m, $^X,
+		"$ROOT/nginx-tests/lib/fault-responder.pl", $port, $self->{dir});
+}
+
 sub DESTROY {
 	my ($self) = @_;
 	$self->stop;
+	$self->stop_daemon($_) for keys %{$self->{daemons} // {}};
 	if ($ENV{TEST_NGINX_CATLOG} && -f "$self->{dir}/error.log") {
 		diag($self->read_log);
 	}
 }
 
 END {
-	$_->stop for @ALL;
+	local $?;
+	for my $t (@ALL) {
+		$t->stop;
+		$t->stop_daemon($_) for keys %{$t->{daemons} // {}};
+	}
 }
 
 1;

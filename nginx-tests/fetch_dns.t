@@ -1,0 +1,85 @@
+#!/usr/bin/perl
+
+# Staples fetched before any client asks: a real responder (openssl ocsp)
+# reached by host name through a real DNS server and nginx's resolver.
+# 4 workers, 2 certificates: one request per certificate, whatever the
+# number of workers; every handshake stapled; a reload fetches nothing.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use StaplingTest qw(wait_for);
+use Time::HiRes qw(time);
+
+my $t = StaplingTest->new;
+my ($dns, $ocsp) = ($t->port('dns'), $t->port('ocsp'));
+$t->make_ca('root');
+$t->make_cert('one', ca => 'root', ocsp => "http://ocsp.test:$ocsp/");
+$t->make_cert('two', ca => 'root', type => 'ec', ocsp => "http://ocsp.test:$ocsp");
+$t->start_dns($dns, 'ocsp.test' => '127.0.0.1');
+$t->start_ocsp_responder(ca => 'root', port => $ocsp);
+
+$t->write_config(<<'EOF');
+worker_processes 4;
+events { }
+http {
+    resolver 127.0.0.1:%%PORT_dns%% ipv6=off;
+    server {
+        listen 127.0.0.1:%%PORT_0%% ssl reuseport;
+        ssl_certificate one.chain.crt;
+        ssl_certificate_key one.key;
+        ssl_stapling on;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_1%% ssl reuseport;
+        ssl_certificate two.chain.crt;
+        ssl_certificate_key two.key;
+        ssl_stapling on;
+    }
+}
+EOF
+my $start = time;
+$t->run(workers => 4);
+
+my %port = (one => 0, two => 1);
+for my $name (sort keys %port) {
+	my $first = wait_for(sub {
+		my $r = $t->handshake($t->port($port{$name}));
+		return $r->{staple};
+	}, 1, "$name stapled");
+	ok($first, "$name: stapled within 1 s of start, before any client asked")
+		or diag($t->read_log);
+	diag(sprintf '%s: first staple %.2f s after start', $name, time - $start);
+	is_deeply([$t->staple_serials($first)], [$t->serial($name)],
+		"$name: the staple is for $name");
+}
+
+for my $name (sort keys %port) {
+	my $stapled = 0;
+	for (1 .. 40) {
+		my $r = $t->handshake($t->port($port{$name}));
+		$stapled++ if $r->{ok} && $r->{staple}
+			&& grep { $_ eq $t->serial($name) } $t->staple_serials($r->{staple});
+	}
+	is($stapled, 40, "$name: 40 of 40 handshakes stapled");
+}
+
+is($t->ocsp_requests, 2, 'responder received exactly one request per certificate');
+like($t->read_log, qr/fetched from http:\/\/ocsp\.test:$ocsp\/: good/,
+	'the fetch is logged with the responder by name');
+
+my $took = $t->reload;
+ok(defined $took, 'reloaded');
+my $r = $t->handshake($t->port(0));
+ok($r->{staple}, 'first handshake after reload stapled');
+$r = $t->handshake($t->port(1));
+ok($r->{staple}, 'first handshake after reload stapled (second certificate)');
+# Give any (wrong) refetch a moment to reach the responder.
+wait_for(sub { $t->ocsp_requests > 2 }, 2);
+is($t->ocsp_requests, 2, 'no new request to the responder after reload');
+
+$t->stop;
+$t->check_log;
+done_testing;
