@@ -1,0 +1,122 @@
+#!/usr/bin/perl
+
+# A bad responder costs a log line and a retry, never a bad staple: one
+# certificate per fault, each first stapled from a good answer, then the
+# responder turns bad. For each: a line naming the certificate and the
+# cause, the previous good staple still served, nginx healthy.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use StaplingTest qw(wait_for);
+
+my $t = StaplingTest->new;
+my ($dns, $faults, $closed) = map { $t->port($_) } qw(dns faults closed);
+
+my %cause = (
+	http500 => qr/responder sent HTTP status 500/,
+	http404 => qr/responder sent HTTP status 404/,
+	garbage => qr/not a DER-encoded OCSP response/,
+	truncated => qr/closed the connection before the end of the response/,
+	huge => qr/larger than 65536 bytes/,
+	other => qr/no status for this certificate in the OCSP response/,
+	untrusted => qr/OCSP response signature verification failed/,
+	expired => qr/OCSP response expired \d+ s ago/,
+	future => qr/OCSP response has a thisUpdate \d+ s in the future/,
+	trylater => qr/OCSP response status is "tryLater"/,
+	refused => qr/connect\(\) to 127\.0\.0\.1:$closed failed \(111: Connection refused\)/,
+	hang => qr/timed out/,
+	nxdomain => qr/nx\.test could not be resolved \(Host not found\)/,
+);
+my @cases = sort keys %cause;
+
+$t->make_ca('root');
+$t->make_ca('rogue');
+$t->make_cert('bystander', ca => 'root', type => 'ec');
+$t->make_cert($_, ca => 'root', type => 'ec') for @cases;
+for my $case (@cases) {
+	$t->ocsp_response("$case.good.der", ca => 'root', certs => [$case]);
+}
+$t->ocsp_response('other.der', ca => 'root', certs => ['bystander']);
+$t->ocsp_response('expired.der', ca => 'root', certs => ['expired'], shift => '-2d');
+$t->ocsp_response('future.der', ca => 'root', certs => ['future'], shift => '+1d');
+# the untrusted certificate's status, signed by a CA nginx does not trust
+$t->set_status('untrusted', ca => 'rogue', status => 'good');
+$t->run_cmd('openssl ocsp -index rogue.index -CA root.crt -rsigner rogue.crt'
+	. ' -rkey rogue.key -issuer root.crt -cert untrusted.crt'
+	. ' -respout untrusted-rogue.der -ndays 1');
+# OCSPResponse { responseStatus tryLater(3) }
+$t->write_file('trylater.der', "\x30\x03\x0a\x01\x03");
+
+$t->start_dns($dns, 'ocsp.test' => '127.0.0.1');
+$t->start_fault_responder($faults);
+
+sub config {
+	my (%url) = @_;
+	my $servers = '';
+	my $i = 0;
+	for my $case (@cases) {
+		my $url = $url{$case} // "http://127.0.0.1:$faults/$case/";
+		my $verify = $case eq 'untrusted'
+			? "ssl_stapling_verify on;\n        ssl_trusted_certificate root.crt;" : '';
+		$servers .= <<"EOF";
+    server {
+        listen 127.0.0.1:%%PORT_$case%% ssl;
+        ssl_certificate $case.chain.crt;
+        ssl_certificate_key $case.key;
+        ssl_stapling_responder $url;
+        $verify
+    }
+EOF
+	}
+	$t->write_config(<<"EOF");
+worker_processes 2;
+ssl_stapling_refresh 2s;
+ssl_stapling_fetch_timeout 2s;
+events { }
+http {
+    resolver 127.0.0.1:$dns ipv6=off;
+    ssl_stapling on;
+$servers}
+EOF
+}
+
+config();
+$t->run(workers => 2);
+
+for my $case (@cases) {
+	my $ok = wait_for(sub {
+		($t->handshake($t->port($case))->{staple} // '')
+			eq $t->read_file("$case.good.der");
+	}, 10, "$case stapled");
+	ok($ok, "$case: first stapled from a good answer");
+}
+
+# Turn every responder bad; the ones that need another URL get it by reload.
+my %mode = (
+	http500 => '500', http404 => '404', garbage => 'garbage',
+	truncated => 'truncated', huge => 'huge', other => 'file:other.der',
+	untrusted => 'file:untrusted-rogue.der', expired => 'file:expired.der',
+	future => 'file:future.der', trylater => 'file:trylater.der',
+	hang => 'hang',
+);
+$t->write_file("$_.mode", $mode{$_}) for keys %mode;
+config(refused => "http://127.0.0.1:$closed/refused/",
+	nxdomain => "http://nx.test:$faults/nxdomain/");
+ok(defined $t->reload, 'reloaded with the unreachable responders');
+
+for my $case (@cases) {
+	my $line = qr/\[warn\] .*ssl_stapling: cannot fetch OCSP response for certificate "[^"]*\/\Q$case\E\.chain\.crt" from \S+: (?:.*?)$cause{$case}.*; retry in \d+ s; the previous staple is served until its nextUpdate/;
+	ok(wait_for(sub { $t->read_log =~ $line }, 15, "$case failure"),
+		"$case: log line names the certificate and the cause");
+	my $r = $t->handshake($t->port($case), request => "GET / HTTP/1.0\r\n\r\n");
+	ok($r->{ok} && ($r->{response} // '') =~ m{^HTTP/1.1 404}, "$case: TLS and HTTP still served");
+	is($r->{staple}, $t->read_file("$case.good.der"),
+		"$case: the previous good staple is still served, no bad one");
+}
+
+$t->stop;
+$t->check_log;
+done_testing;
