@@ -84,11 +84,15 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
             match claim(ctx, zone, cert) {
                 Claim::Later(at) => wake = wake.min(at),
                 Claim::Fetch => {
-                    let plan = cert.plan.as_ref();
-                    let result = match plan {
-                        Some(plan) => fetch(cert, plan, ctx.settings.fetch_timeout_ms, log).await,
-                        None => continue,
-                    };
+                    let Some(plan) = cert.plan.as_ref() else { continue };
+                    log!(
+                        NGX_LOG_INFO,
+                        log,
+                        "ssl_stapling: fetching OCSP response for certificate \"{}\" from {}",
+                        cert.name,
+                        plan.url
+                    );
+                    let result = fetch(cert, plan, ctx.settings.fetch_timeout_ms, log).await;
                     if exiting() {
                         return;
                     }
@@ -111,7 +115,7 @@ fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate) -> Claim {
     if e.next_refresh > now {
         return Claim::Later(e.next_refresh);
     }
-    if e.lease_pid != 0 && e.lease_pid != me && e.lease_until > now && alive(e.lease_pid) {
+    if !schedule::may_take_lease(e.lease_pid, e.lease_until, me, now, alive) {
         return Claim::Later(e.lease_until);
     }
     e.lease_pid = me;

@@ -266,6 +266,14 @@ sub handshake {
 	return \%r;
 }
 
+# `openssl ocsp -resp_text` of a DER response.
+sub staple_text {
+	my ($self, $der) = @_;
+	return '' unless defined $der;
+	my $f = $self->write_file('staple-text.der', $der);
+	return scalar `openssl ocsp -respin $f -resp_text -noverify 2>&1`;
+}
+
 # Serial numbers (upper-case hex) of the certificates a DER OCSP response
 # gives a status for, as `openssl ocsp` reads them.
 sub staple_serials {
@@ -317,6 +325,7 @@ sub make_cert {
 	my $ext = "subjectAltName=DNS:$name\n";
 	$ext .= "authorityInfoAccess=OCSP;URI:$o{ocsp}\n" if $o{ocsp};
 	$ext .= "1.3.6.1.5.5.7.1.24=DER:30:03:02:01:05\n" if $o{must_staple};
+	$ext .= "$o{ext}\n" if $o{ext};
 	$self->write_file("$name.ext", $ext);
 	$self->openssl("x509 -req -in $name.csr -CA $ca.crt -CAkey $ca.key",
 		"-CAcreateserial -days 10 -out $name.crt -extfile $name.ext");

@@ -1,0 +1,63 @@
+#!/usr/bin/perl
+
+# A certificate revoked while its good staple is served: the staple stops
+# at once (nginx would keep serving the good one until it expires) and an
+# error is logged; with ssl_stapling_serve_revoked on, the revoked response
+# is stapled instead.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use StaplingTest qw(wait_for);
+
+my $t = StaplingTest->new;
+my $ocsp = $t->port('ocsp');
+$t->make_ca('root');
+$t->make_cert('site', ca => 'root', ocsp => "http://127.0.0.1:$ocsp/");
+$t->start_ocsp_responder(ca => 'root', port => $ocsp);
+
+my $conf = <<'EOF';
+ssl_stapling_refresh 1s;
+%%REVOKED%%
+events { }
+http {
+    server {
+        listen 127.0.0.1:%%PORT_0%% ssl;
+        ssl_certificate site.chain.crt;
+        ssl_certificate_key site.key;
+        ssl_stapling on;
+    }
+}
+EOF
+(my $c = $conf) =~ s/%%REVOKED%%//;
+$t->write_config($c);
+$t->run;
+
+my $good = wait_for(sub { $t->handshake($t->port(0))->{staple} }, 5);
+like($t->staple_text($good), qr/Cert Status: good/, 'good staple served');
+
+# Revoke; restart the responder so it reads its index again.
+$t->set_status('site', ca => 'root', status => 'revoked');
+$t->stop_daemon('ocsp');
+$t->start_ocsp_responder(ca => 'root', port => $ocsp, name => 'ocsp2');
+
+ok(wait_for(sub { !defined $t->handshake($t->port(0))->{staple} }, 10),
+	'the good staple stops as soon as the revocation is fetched');
+like($t->read_log, qr/\[error\] .*ssl_stapling: certificate "[^"]*\/site\.chain\.crt" is revoked/,
+	'revocation logged at error');
+my $stapled = grep { defined $t->handshake($t->port(0))->{staple} } 1 .. 5;
+is($stapled, 0, 'no staple while revoked');
+
+($c = $conf) =~ s/%%REVOKED%%/ssl_stapling_serve_revoked on;/;
+$t->write_config($c);
+ok(defined $t->reload, 'reloaded with ssl_stapling_serve_revoked on');
+my $revoked = wait_for(sub { $t->handshake($t->port(0))->{staple} }, 10);
+like($t->staple_text($revoked), qr/Cert Status: revoked/,
+	'serve_revoked on: the revoked response is stapled');
+
+$t->expect_log(qr/\[error\] .*is revoked/);
+$t->stop;
+$t->check_log;
+done_testing;
