@@ -2,8 +2,10 @@
 
 # Staples fetched before any client asks: a real responder (openssl ocsp)
 # reached by host name through a real DNS server and nginx's resolver.
-# 4 workers, 2 certificates: one request per certificate, whatever the
-# number of workers; every handshake stapled; a reload fetches nothing.
+# 4 workers, 2 certificates (an http and a stream server): one request per
+# certificate, whatever the number of workers; every handshake stapled; a
+# reload fetches nothing; a certificate added by a reload is fetched, and
+# its entry freed when a reload removes it.
 
 use strict;
 use warnings;
@@ -18,10 +20,11 @@ my ($dns, $ocsp) = ($t->port('dns'), $t->port('ocsp'));
 $t->make_ca('root');
 $t->make_cert('one', ca => 'root', ocsp => "http://ocsp.test:$ocsp/");
 $t->make_cert('two', ca => 'root', type => 'ec', ocsp => "http://ocsp.test:$ocsp");
+$t->make_cert('three', ca => 'root', type => 'ec', ocsp => "http://ocsp.test:$ocsp/");
 $t->start_dns($dns, 'ocsp.test' => '127.0.0.1');
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
-$t->write_config(<<'EOF');
+my $conf = <<'EOF';
 worker_processes 4;
 events { }
 http {
@@ -32,14 +35,33 @@ http {
         ssl_certificate_key one.key;
         ssl_stapling on;
     }
+    %%THIRD%%
+}
+stream {
+    resolver 127.0.0.1:%%PORT_dns%% ipv6=off;
     server {
         listen 127.0.0.1:%%PORT_1%% ssl reuseport;
         ssl_certificate two.chain.crt;
         ssl_certificate_key two.key;
         ssl_stapling on;
+        return "ok\n";
     }
 }
 EOF
+my $third = <<'EOF';
+    server {
+        listen 127.0.0.1:%%PORT_2%% ssl;
+        ssl_certificate three.chain.crt;
+        ssl_certificate_key three.key;
+        ssl_stapling on;
+    }
+EOF
+sub config {
+	my ($with_third) = @_;
+	(my $c = $conf) =~ s/%%THIRD%%/$with_third ? $third : ''/e;
+	$t->write_config($c);
+}
+config(0);
 my $start = time;
 $t->run(workers => 4);
 
@@ -79,6 +101,18 @@ ok($r->{staple}, 'first handshake after reload stapled (second certificate)');
 # Give any (wrong) refetch a moment to reach the responder.
 wait_for(sub { $t->ocsp_requests > 2 }, 2);
 is($t->ocsp_requests, 2, 'no new request to the responder after reload');
+
+config(1);
+ok(defined $t->reload, 'reloaded with a third certificate');
+ok(wait_for(sub { $t->handshake($t->port(2))->{staple} }, 2), 'the new certificate is fetched and stapled');
+is($t->ocsp_requests, 3, 'one new request, for the new certificate only');
+
+config(0);
+ok(defined $t->reload, 'reloaded without it');
+like($t->read_log, qr/took over 2 certificate\(s\) in 1 http and 1 stream server\(s\); 0 staple\(s\) from files, 1 stale entr\(ies\) freed, 2 in zone/,
+	'its entry is freed');
+ok($t->handshake($t->port(0))->{staple} && $t->handshake($t->port(1))->{staple},
+	'the others are still stapled');
 
 $t->stop;
 $t->check_log;

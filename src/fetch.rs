@@ -13,6 +13,7 @@ use openssl::ocsp::OcspRequest;
 
 use crate::certificate::Certificate;
 use crate::http::{build_request, HttpError, ResponderUrl, ResponseReader};
+use crate::log::log;
 use crate::net::{Connection, Deadline, NetError};
 use crate::ocsp::{check_response, CheckedResponse, OcspError};
 
@@ -95,6 +96,24 @@ fn sockaddr_of(addr: std::net::SocketAddr) -> Vec<u8> {
     }
 }
 
+/// The address in a sockaddr the resolver gave, for log lines.
+fn socket_addr_of(sa: &[u8]) -> Option<std::net::SocketAddr> {
+    let family = i32::from(*sa.first()?) | (i32::from(*sa.get(1)?) << 8);
+    if family == libc::AF_INET && sa.len() >= std::mem::size_of::<libc::sockaddr_in>() {
+        // SAFETY: long enough for a sockaddr_in; read unaligned.
+        let sin: libc::sockaddr_in = unsafe { std::ptr::read_unaligned(sa.as_ptr().cast()) };
+        let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+        return Some((ip, u16::from_be(sin.sin_port)).into());
+    }
+    if family == libc::AF_INET6 && sa.len() >= std::mem::size_of::<libc::sockaddr_in6>() {
+        // SAFETY: long enough for a sockaddr_in6; read unaligned.
+        let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read_unaligned(sa.as_ptr().cast()) };
+        let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+        return Some((ip, u16::from_be(sin6.sin6_port)).into());
+    }
+    None
+}
+
 async fn targets(plan: &FetchPlan, log: *mut ngx_log_t) -> Result<Vec<Target>, FetchError> {
     let url = &plan.url;
     if let Some(ip) = url.ip {
@@ -135,14 +154,9 @@ async fn targets(plan: &FetchPlan, log: *mut ngx_log_t) -> Result<Vec<Target>, F
                 .to_vec();
         // SAFETY: sa is a sockaddr of the resolver's family; set the port.
         unsafe { nginx_sys::ngx_inet_set_port(sa.as_mut_ptr().cast(), url.port) };
-        out.push(Target {
-            sockaddr: sa,
-            text: format!(
-                "{}:{}",
-                String::from_utf8_lossy(a.name.as_bytes()),
-                url.port
-            ),
-        });
+        let text = socket_addr_of(&sa)
+            .map_or_else(|| format!("{}:{}", url.host, url.port), |a| a.to_string());
+        out.push(Target { sockaddr: sa, text });
     }
     if out.is_empty() {
         return Err(FetchError::Resolve(url.host.clone(), "no addresses".into()));
@@ -183,7 +197,16 @@ pub async fn fetch(
             // A bad answer is the responder's answer: other addresses of
             // the same responder would give the same.
             Err(e @ FetchError::Http(_)) => return Err(e),
-            Err(e) => last = Some(e),
+            Err(e) => {
+                log!(
+                    nginx_sys::NGX_LOG_INFO,
+                    log,
+                    "ssl_stapling: OCSP responder {} for certificate \"{}\": {e}; trying the next address",
+                    target.text,
+                    cert.name
+                );
+                last = Some(e)
+            }
         }
         if deadline.remaining().is_none() {
             break;

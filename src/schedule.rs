@@ -96,7 +96,13 @@ pub fn after_failure(
 
 /// Whether worker `me` may take the fetch lease held by `owner` until
 /// `until`: it is free, ours, past its deadline, or its owner is dead.
-pub fn may_take_lease(owner: i32, until: i64, me: i32, now: i64, alive: impl Fn(i32) -> bool) -> bool {
+pub fn may_take_lease(
+    owner: i32,
+    until: i64,
+    me: i32,
+    now: i64,
+    alive: impl Fn(i32) -> bool,
+) -> bool {
     owner == 0 || owner == me || until <= now || !alive(owner)
 }
 
@@ -150,7 +156,10 @@ mod tests {
         let dead = |_| false;
         assert!(may_take_lease(0, 0, 7, 100, alive), "free");
         assert!(may_take_lease(7, 200, 7, 100, alive), "ours");
-        assert!(!may_take_lease(8, 200, 7, 100, alive), "held by a live worker");
+        assert!(
+            !may_take_lease(8, 200, 7, 100, alive),
+            "held by a live worker"
+        );
         assert!(may_take_lease(8, 100, 7, 100, alive), "deadline reached");
         assert!(may_take_lease(8, 200, 7, 100, dead), "owner died");
     }

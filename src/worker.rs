@@ -74,6 +74,7 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
     let Some(zone) = ctx.zone() else { return };
     loop {
         let mut wake = now() + MAX_IDLE_SECS;
+        let mut fetched = false;
         for cert in &ctx.certs {
             if exiting() {
                 return;
@@ -84,7 +85,9 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
             match claim(ctx, zone, cert) {
                 Claim::Later(at) => wake = wake.min(at),
                 Claim::Fetch => {
-                    let Some(plan) = cert.plan.as_ref() else { continue };
+                    let Some(plan) = cert.plan.as_ref() else {
+                        continue;
+                    };
                     log!(
                         NGX_LOG_INFO,
                         log,
@@ -97,8 +100,14 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
                         return;
                     }
                     apply(ctx, zone, cert, result, log);
+                    fetched = true;
                 }
             }
+        }
+        if fetched {
+            // Look again at once: the fetches took time, and what they
+            // scheduled decides how long to sleep.
+            continue;
         }
         let secs = (wake - now()).clamp(1, MAX_IDLE_SECS);
         sleep(Duration::from_secs(secs as u64)).await;

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 
-# A real DNS server for the tests: dns-server.pl PORT NAME=IP ...
+# A real DNS server for the tests: dns-server.pl PORT NAME=IP[,IP...] ...
 # Answers A queries for the given names, an empty answer for their other
 # types, and NXDOMAIN for every other name. Listens on 127.0.0.1 (UDP).
 
@@ -20,8 +20,8 @@ my $ns = Net::DNS::Nameserver->new(
 		my $ip = $a{lc $qname};
 		return ('NXDOMAIN', [], [], [], { aa => 1 }) unless defined $ip;
 		return ('NOERROR', [], [], [], { aa => 1 }) unless $qtype eq 'A';
-		return ('NOERROR', [Net::DNS::RR->new("$qname 1 IN A $ip")], [], [],
-			{ aa => 1 });
+		my @rr = map { Net::DNS::RR->new("$qname 1 IN A $_") } split /,/, $ip;
+		return ('NOERROR', \@rr, [], [], { aa => 1 });
 	},
 	Verbose => 0,
 ) or die "cannot start DNS server: $!\n";
