@@ -26,6 +26,7 @@ my %cause = (
 	expired => qr/OCSP response expired \d+ s ago/,
 	future => qr/OCSP response has a thisUpdate \d+ s in the future/,
 	trylater => qr/OCSP response status is "tryLater"/,
+	unknown => qr/certificate status "unknown" in the OCSP response/,
 	refused => qr/connect\(\) to 127\.0\.0\.1:$closed failed \(111: Connection refused\)/,
 	hang => qr/timed out/,
 	nxdomain => qr/nx\.test could not be resolved \(Host not found\)/,
@@ -47,6 +48,11 @@ $t->set_status('untrusted', ca => 'rogue', status => 'good');
 $t->run_cmd('openssl ocsp -index rogue.index -CA root.crt -rsigner rogue.crt'
 	. ' -rkey rogue.key -issuer root.crt -cert untrusted.crt'
 	. ' -respout untrusted-rogue.der -ndays 1');
+# a responder that does not know the certificate answers "unknown"
+$t->write_file('empty.index', '');
+$t->run_cmd('openssl ocsp -index empty.index -CA root.crt -rsigner root.crt'
+	. ' -rkey root.key -issuer root.crt -cert unknown.crt'
+	. ' -respout unknown-status.der -ndays 1');
 # OCSPResponse { responseStatus tryLater(3) }
 $t->write_file('trylater.der', "\x30\x03\x0a\x01\x03");
 
@@ -100,6 +106,7 @@ my %mode = (
 	truncated => 'truncated', huge => 'huge', other => 'file:other.der',
 	untrusted => 'file:untrusted-rogue.der', expired => 'file:expired.der',
 	future => 'file:future.der', trylater => 'file:trylater.der',
+	unknown => 'file:unknown-status.der',
 	hang => 'hang',
 );
 $t->write_file("$_.mode", $mode{$_}) for keys %mode;

@@ -121,9 +121,7 @@ impl Connection {
         if rc != 0 && rc != NGX_AGAIN as isize {
             return Err(NetError::Connect(format!("{name} failed")));
         }
-        // The socket address is copied by nginx into c->sockaddr? No: it
-        // keeps pc.sockaddr, used only during connect and in log lines; keep
-        // it alive until connected.
+        // nginx keeps pointing at pc.sockaddr (our `sa`) while connecting.
         let r = conn.wait_writable(deadline).await;
         drop(sa);
         r?;

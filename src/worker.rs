@@ -184,7 +184,6 @@ fn apply(
             )
         }
         Ok(resp) if resp.status == CertStatus::Unknown => fail(
-            &mut z,
             e,
             policy,
             now,
@@ -218,16 +217,7 @@ fn apply(
             }
             Err(full) => {
                 let first = z.take_full_warning();
-                let (_, msg) = fail(
-                    &mut z,
-                    e,
-                    policy,
-                    now,
-                    random,
-                    name,
-                    &url,
-                    &full.to_string(),
-                );
+                let (_, msg) = fail(e, policy, now, random, name, &url, &full.to_string());
                 if first {
                     (
                         NGX_LOG_CRIT as usize,
@@ -238,7 +228,7 @@ fn apply(
                 }
             }
         },
-        Err(err) => fail(&mut z, e, policy, now, random, name, &url, &err.to_string()),
+        Err(err) => fail(e, policy, now, random, name, &url, &err.to_string()),
     };
     drop(z);
     let (level, msg) = outcome;
@@ -247,7 +237,6 @@ fn apply(
 
 #[allow(clippy::too_many_arguments)]
 fn fail(
-    _z: &mut crate::zone::Locked<'_>,
     e: &mut crate::zone::Entry,
     policy: &schedule::Policy,
     now: i64,

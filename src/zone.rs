@@ -103,9 +103,9 @@ impl Entry {
         }
     }
 
-    /// The staple, if there is one that may be served at `now`: never after
-    /// its nextUpdate, never a revoked one unless it came from a file (nginx
-    /// staples files whatever they say).
+    /// The staple, if there is one that may be served at `now`: never at or
+    /// after its nextUpdate. (Whether a revoked response may be a staple at
+    /// all is decided before it is stored.)
     pub fn servable(&self, now: i64) -> Option<&[u8]> {
         if self.der.is_null() || self.der_len == 0 {
             return None;
