@@ -116,6 +116,16 @@ unsafe extern "C" fn set_zone(
 /// Runs once the whole configuration is parsed: every http and stream
 /// server is merged, its SSL_CTX built and its certificates loaded.
 unsafe extern "C" fn init_conf(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_char {
+    guard(NGX_CONF_ERROR, || init_conf_inner(cycle, conf))
+}
+
+/// Runs `f`, turning a panic (a bug) into nginx's error return instead of
+/// an abort of the nginx process.
+fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(on_panic)
+}
+
+unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_char {
     let conf = &mut *(conf as *mut MainConf);
     // `nginx -s reload` parses the configuration too; it must not act.
     if nginx_sys::ngx_process == NGX_PROCESS_SIGNALLER as ngx_uint_t {
@@ -171,6 +181,10 @@ unsafe extern "C" fn init_conf(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *m
 /// Zone init, in the master after every (re)configuration, before workers
 /// start: the staples of this configuration go in before anyone asks.
 unsafe extern "C" fn init_zone(shm: *mut ngx_shm_zone_t, _odata: *mut c_void) -> ngx_int_t {
+    guard(NGX_ERROR, || init_zone_inner(shm))
+}
+
+unsafe fn init_zone_inner(shm: *mut ngx_shm_zone_t) -> ngx_int_t {
     let ctx = &*((*shm).data as *const StaplingContext);
     let log_ = (*shm).shm.log;
     let Some(zone) = zone::Zone::from_addr((*shm).shm.addr) else {
@@ -277,11 +291,13 @@ unsafe extern "C" fn set_serve_revoked(
 }
 
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
-    if !conf.is_null() && !(*conf).ctx.is_null() {
-        worker::start((*conf).ctx, (*cycle).log);
-    }
-    NGX_OK
+    guard(NGX_ERROR, || {
+        let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
+        if !conf.is_null() && !(*conf).ctx.is_null() {
+            worker::start((*conf).ctx, (*cycle).log);
+        }
+        NGX_OK
+    })
 }
 
 unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {

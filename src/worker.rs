@@ -53,7 +53,10 @@ pub unsafe fn start(ctx: *const StaplingContext, log: *mut ngx_log_t) {
     if (*ctx).certs.iter().all(|c| c.plan.is_none()) {
         return;
     }
-    let task = spawn(run(ctx, log));
+    let task = spawn(CatchPanic {
+        inner: Box::pin(run(ctx, log)),
+        log,
+    });
     *std::ptr::addr_of_mut!(TASK) = Some(task);
 }
 
@@ -61,6 +64,37 @@ pub unsafe fn start(ctx: *const StaplingContext, log: *mut ngx_log_t) {
 pub fn stop() {
     // SAFETY: single-threaded worker; the task is not running now.
     unsafe { *std::ptr::addr_of_mut!(TASK) = None };
+}
+
+/// Polls the task inside catch_unwind: a panic (a bug) would otherwise
+/// unwind into nginx's event loop and abort the worker. It ends this
+/// worker's fetching, loudly; the other workers take its leases over.
+struct CatchPanic<F> {
+    inner: std::pin::Pin<Box<F>>,
+    log: *mut ngx_log_t,
+}
+
+impl<F: std::future::Future<Output = ()>> std::future::Future for CatchPanic<F> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let inner = self.inner.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(p) => p,
+            Err(_) => {
+                log!(
+                    nginx_sys::NGX_LOG_ALERT,
+                    self.log,
+                    "ssl_stapling: the fetch task of this worker failed and stopped; \
+                     other workers keep fetching"
+                );
+                std::task::Poll::Ready(())
+            }
+        }
+    }
 }
 
 enum Claim {
