@@ -194,7 +194,13 @@ impl StaplingContext {
     /// Zone init (master, every start and reload): keep what a previous
     /// cycle left, put this configuration's file staples in, free entries of
     /// certificates no longer configured.
-    pub fn fill_zone(&self, zone: Zone, log_: *mut ngx_log_t, now: i64) -> Result<(), ZoneFull> {
+    pub fn fill_zone(
+        &self,
+        zone: Zone,
+        name: &str,
+        log_: *mut ngx_log_t,
+        now: i64,
+    ) -> Result<(), ZoneFull> {
         self.zone.set(Some(zone));
         let mut z = zone.lock();
         let (prepared, seq) = z.prepare()?;
@@ -229,13 +235,16 @@ impl StaplingContext {
             NGX_LOG_NOTICE,
             log_,
             "ssl_stapling: module took over {} certificate(s) in {} http and {} stream server(s); \
-             {} staple(s) from files, {} stale entr(ies) freed, {} in zone",
+             {} staple(s) from files, {} stale entr(ies) freed, {} in zone \"{name}\" \
+             ({} of {} KB used)",
             self.certs.len(),
             self.http_servers,
             self.stream_servers,
             from_files,
             freed,
-            usage.entries
+            usage.entries,
+            usage.used() / 1024,
+            usage.size / 1024
         );
         Ok(())
     }

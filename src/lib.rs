@@ -190,7 +190,8 @@ unsafe fn init_zone_inner(shm: *mut ngx_shm_zone_t) -> ngx_int_t {
     let Some(zone) = zone::Zone::from_addr((*shm).shm.addr) else {
         return NGX_ERROR;
     };
-    match ctx.fill_zone(zone, log_, nginx_sys::ngx_time()) {
+    let name = String::from_utf8_lossy((*shm).shm.name.as_bytes()).into_owned();
+    match ctx.fill_zone(zone, &name, log_, nginx_sys::ngx_time()) {
         Ok(()) => NGX_OK,
         Err(e) => {
             log!(

@@ -191,6 +191,16 @@ pub struct ZoneUsage {
     pub entries: usize,
 }
 
+impl ZoneUsage {
+    /// Bytes not in free pages (slab bookkeeping included).
+    pub fn used(&self) -> usize {
+        // SAFETY: nginx sets ngx_pagesize at startup.
+        let page = unsafe { nginx_sys::ngx_pagesize };
+        self.size
+            .saturating_sub(self.free_pages.saturating_mul(page))
+    }
+}
+
 impl Zone {
     /// # Safety
     /// `addr` is the start of an initialised zone (its slab pool).
