@@ -83,9 +83,7 @@ impl Certificate {
         // has a store.
         let store = unsafe {
             use foreign_types::ForeignTypeRef;
-            openssl::x509::store::X509StoreRef::from_ptr(openssl_sys::SSL_CTX_get_cert_store(
-                self.ssl_ctx,
-            ))
+            openssl::x509::store::X509StoreRef::from_ptr(openssl_sys::SSL_CTX_get_cert_store(self.ssl_ctx))
         };
         ChainSignatureCheck {
             chain: &self.chain,

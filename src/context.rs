@@ -27,6 +27,8 @@ pub struct Settings {
     pub policy: Policy,
     pub fetch_timeout_ms: ngx_msec_t,
     pub serve_revoked: bool,
+    /// Fetches a worker runs at the same time.
+    pub fetch_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -35,6 +37,7 @@ impl Default for Settings {
             policy: Policy::default(),
             fetch_timeout_ms: 10_000,
             serve_revoked: false,
+            fetch_concurrency: 4,
         }
     }
 }
@@ -68,11 +71,7 @@ enum FileError {
     Check(#[from] crate::ocsp::OcspError),
 }
 
-fn load_staple_file(
-    path: &str,
-    id: &CertificateStatusId,
-    now: i64,
-) -> Result<CheckedResponse, FileError> {
+fn load_staple_file(path: &str, id: &CertificateStatusId, now: i64) -> Result<CheckedResponse, FileError> {
     let der = std::fs::read(path)?;
     Ok(check_response(&der, id, &NoSignatureCheck, now)?)
 }
@@ -169,19 +168,11 @@ impl StaplingContext {
     pub unsafe fn install(this: *const StaplingContext, servers: &[StaplingServer]) {
         for server in servers {
             let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
-            ssl_ffi::set_status_callback(
-                ssl_ctx,
-                crate::callback::status_callback,
-                this as *mut c_void,
-            );
+            ssl_ffi::set_status_callback(ssl_ctx, crate::callback::status_callback, this as *mut c_void);
         }
     }
 
-    pub fn certificate_for(
-        &self,
-        ssl_ctx: *mut sys::SSL_CTX,
-        x509: *mut sys::X509,
-    ) -> Option<&Certificate> {
+    pub fn certificate_for(&self, ssl_ctx: *mut sys::SSL_CTX, x509: *mut sys::X509) -> Option<&Certificate> {
         self.by_x509
             .get(&(ssl_ctx as usize, x509 as usize))
             .and_then(|&i| self.certs.get(i))
@@ -194,13 +185,7 @@ impl StaplingContext {
     /// Zone init (master, every start and reload): keep what a previous
     /// cycle left, put this configuration's file staples in, free entries of
     /// certificates no longer configured.
-    pub fn fill_zone(
-        &self,
-        zone: Zone,
-        name: &str,
-        log_: *mut ngx_log_t,
-        now: i64,
-    ) -> Result<(), ZoneFull> {
+    pub fn fill_zone(&self, zone: Zone, name: &str, log_: *mut ngx_log_t, now: i64) -> Result<(), ZoneFull> {
         self.zone.set(Some(zone));
         let mut z = zone.lock();
         let (prepared, seq) = z.prepare()?;

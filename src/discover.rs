@@ -10,9 +10,9 @@ use std::ptr::NonNull;
 
 use foreign_types::ForeignTypeRef;
 use nginx_sys::{
-    ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
-    ngx_http_core_main_conf_t, ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t,
-    ngx_msec_t, ngx_resolver_t, ngx_ssl_t, ngx_str_t,
+    ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_main_conf_t,
+    ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_msec_t, ngx_resolver_t, ngx_ssl_t,
+    ngx_str_t,
 };
 use openssl::x509::{X509Ref, X509};
 
@@ -52,8 +52,7 @@ impl StaplingServer {
         if certs.elts.is_null() {
             return Vec::new();
         }
-        let ptrs =
-            std::slice::from_raw_parts(certs.elts as *const *mut openssl_sys::X509, certs.nelts);
+        let ptrs = std::slice::from_raw_parts(certs.elts as *const *mut openssl_sys::X509, certs.nelts);
         ptrs.iter()
             .filter(|p| !p.is_null())
             .map(|&p| {
@@ -68,8 +67,8 @@ fn certificate_name(cert: *mut openssl_sys::X509) -> String {
     // SAFETY: nginx stores the certificate's file name (a C string in the
     // cycle pool) at this ex_data index of every certificate it loads.
     unsafe {
-        let p = crate::ssl_ffi::X509_get_ex_data(cert, nginx_sys::ngx_ssl_certificate_name_index)
-            as *const i8;
+        let p =
+            crate::ssl_ffi::X509_get_ex_data(cert, nginx_sys::ngx_ssl_certificate_name_index) as *const i8;
         if p.is_null() {
             return String::from("(unnamed)");
         }
@@ -167,9 +166,7 @@ unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
 
 #[cfg(ngx_feature = "stream_ssl")]
 unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
-    use nginx_sys::{
-        ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t, ngx_stream_ssl_srv_conf_t,
-    };
+    use nginx_sys::{ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t, ngx_stream_ssl_srv_conf_t};
 
     let (Some(ctx), Some(core), Some(ssl)) = (
         block_ctx(cycle, c"ngx_stream_module"),

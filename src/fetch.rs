@@ -4,9 +4,7 @@
 
 use std::ptr::NonNull;
 
-use nginx_sys::{
-    ngx_create_pool, ngx_destroy_pool, ngx_log_t, ngx_msec_t, ngx_resolver_t, ngx_str_t,
-};
+use nginx_sys::{ngx_create_pool, ngx_destroy_pool, ngx_log_t, ngx_msec_t, ngx_resolver_t, ngx_str_t};
 use ngx::async_::resolver::Resolver;
 use ngx::core::Pool;
 use openssl::ocsp::OcspRequest;
@@ -150,12 +148,11 @@ async fn targets(plan: &FetchPlan, log: *mut ngx_log_t) -> Result<Vec<Target>, F
         }
         // SAFETY: the resolver filled sockaddr with socklen bytes.
         let mut sa =
-            unsafe { std::slice::from_raw_parts(a.sockaddr.cast::<u8>(), a.socklen as usize) }
-                .to_vec();
+            unsafe { std::slice::from_raw_parts(a.sockaddr.cast::<u8>(), a.socklen as usize) }.to_vec();
         // SAFETY: sa is a sockaddr of the resolver's family; set the port.
         unsafe { nginx_sys::ngx_inet_set_port(sa.as_mut_ptr().cast(), url.port) };
-        let text = socket_addr_of(&sa)
-            .map_or_else(|| format!("{}:{}", url.host, url.port), |a| a.to_string());
+        let text =
+            socket_addr_of(&sa).map_or_else(|| format!("{}:{}", url.host, url.port), |a| a.to_string());
         out.push(Target { sockaddr: sa, text });
     }
     if out.is_empty() {

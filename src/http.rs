@@ -195,9 +195,7 @@ impl ResponseReader {
         let mut resp = httparse::Response::new(&mut headers);
         let len = match resp.parse(&self.buf) {
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEADERS => {
-                return Err(HttpError::TooLarge)
-            }
+            Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEADERS => return Err(HttpError::TooLarge),
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(HttpError::Invalid),
         };
@@ -242,11 +240,7 @@ impl ResponseReader {
 
     fn complete(&self, eof: bool) -> Result<Option<Vec<u8>>, HttpError> {
         let Some(head) = self.head()? else {
-            return if eof {
-                Err(HttpError::Truncated)
-            } else {
-                Ok(None)
-            };
+            return if eof { Err(HttpError::Truncated) } else { Ok(None) };
         };
         debug_assert_eq!(head.status, 200);
         let body = self.buf.get(head.len..).unwrap_or_default();

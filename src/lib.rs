@@ -268,6 +268,34 @@ unsafe extern "C" fn set_refresh(
     NGX_CONF_OK
 }
 
+/// `ssl_stapling_fetch_concurrency number;`: fetches each worker runs at
+/// the same time (the responder sees at most this times the workers).
+unsafe extern "C" fn set_fetch_concurrency(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = &mut *(conf as *mut MainConf);
+    match std::str::from_utf8(arg(cf, 1).as_bytes())
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) if (1..=1024).contains(&n) => {
+            conf.settings.fetch_concurrency = n;
+            NGX_CONF_OK
+        }
+        _ => {
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "invalid value \"{}\", it must be 1..1024",
+                arg(cf, 1)
+            );
+            NGX_CONF_ERROR
+        }
+    }
+}
+
 /// `ssl_stapling_serve_revoked on | off;`
 unsafe extern "C" fn set_serve_revoked(
     cf: *mut ngx_conf_t,
@@ -327,16 +355,14 @@ const fn command(
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 5] = [
+static mut COMMANDS: [ngx_command_t; 6] = [
     command(ngx::ngx_string!("ssl_stapling_zone"), set_zone),
-    command(
-        ngx::ngx_string!("ssl_stapling_fetch_timeout"),
-        set_fetch_timeout,
-    ),
+    command(ngx::ngx_string!("ssl_stapling_fetch_timeout"), set_fetch_timeout),
     command(ngx::ngx_string!("ssl_stapling_refresh"), set_refresh),
+    command(ngx::ngx_string!("ssl_stapling_serve_revoked"), set_serve_revoked),
     command(
-        ngx::ngx_string!("ssl_stapling_serve_revoked"),
-        set_serve_revoked,
+        ngx::ngx_string!("ssl_stapling_fetch_concurrency"),
+        set_fetch_concurrency,
     ),
     ngx_command_t::empty(),
 ];

@@ -9,9 +9,9 @@ use std::ptr::{self, NonNull};
 use std::task::{Poll, Waker};
 
 use nginx_sys::{
-    ngx_close_connection, ngx_connection_t, ngx_event_connect_peer, ngx_event_get_peer,
-    ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t, ngx_msec_t,
-    ngx_peer_connection_t, ngx_str_t, sockaddr, socklen_t, NGX_AGAIN,
+    ngx_close_connection, ngx_connection_t, ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t,
+    ngx_handle_read_event, ngx_handle_write_event, ngx_log_t, ngx_msec_t, ngx_peer_connection_t, ngx_str_t,
+    sockaddr, socklen_t, NGX_AGAIN,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -158,12 +158,7 @@ impl Connection {
     }
 
     /// Arms the event's timer for the time left and stores the waker.
-    fn park(
-        &mut self,
-        ev: *mut ngx_event_t,
-        deadline: Deadline,
-        waker: &Waker,
-    ) -> Result<(), NetError> {
+    fn park(&mut self, ev: *mut ngx_event_t, deadline: Deadline, waker: &Waker) -> Result<(), NetError> {
         let left = deadline.remaining().ok_or(NetError::TimedOut)?;
         // SAFETY: ev is one of this connection's events.
         unsafe {

@@ -99,20 +99,14 @@ impl CertificateStatusId {
     }
 
     /// Finds our SingleResponse: (status, thisUpdate, nextUpdate).
-    fn find(
-        &self,
-        basic: &OcspBasicResponseRef,
-    ) -> Result<(CertStatus, i64, Option<i64>), OcspError> {
+    fn find(&self, basic: &OcspBasicResponseRef) -> Result<(CertStatus, i64, Option<i64>), OcspError> {
         if let Some(id) = self.cert_id() {
-            let st = basic
-                .find_status(&id)
-                .ok_or(OcspError::NoMatchingResponse)?;
+            let st = basic.find_status(&id).ok_or(OcspError::NoMatchingResponse)?;
             let this = generalized_to_unix(st.this_update)?;
             let next = st.next_update().map(generalized_to_unix).transpose()?;
             return Ok((cert_status(st.status), this, next));
         }
-        ssl_ffi::find_by_serial_and_issuer_name(basic, &self.cert)
-            .ok_or(OcspError::NoMatchingResponse)
+        ssl_ffi::find_by_serial_and_issuer_name(basic, &self.cert).ok_or(OcspError::NoMatchingResponse)
     }
 }
 
@@ -229,11 +223,7 @@ pub fn check_response(
 
 /// RFC 6960 4.2.2.1 validity window, with nginx's skew allowance for
 /// thisUpdate; a nextUpdate in the past is always refused.
-pub fn check_validity(
-    this_update: i64,
-    next_update: Option<i64>,
-    now: i64,
-) -> Result<(), OcspError> {
+pub fn check_validity(this_update: i64, next_update: Option<i64>, now: i64) -> Result<(), OcspError> {
     if this_update > now.saturating_add(MAX_SKEW_SECS) {
         return Err(OcspError::NotYetValid(this_update - now));
     }

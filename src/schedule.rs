@@ -59,9 +59,7 @@ pub fn after_success(
 ) -> i64 {
     let due = match (policy.refresh, next_update) {
         (Refresh::Interval(iv), _) => now + iv,
-        (Refresh::Fraction(f), Some(next)) => {
-            this_update + ((next - this_update) as f64 * f) as i64
-        }
+        (Refresh::Fraction(f), Some(next)) => this_update + ((next - this_update) as f64 * f) as i64,
         (Refresh::Fraction(_), None) => now + NO_NEXT_UPDATE_REFRESH,
     };
     let mut at = due - jitter(due - now, random);
@@ -95,15 +93,10 @@ pub fn after_failure(
 }
 
 /// Whether worker `me` may take the fetch lease held by `owner` until
-/// `until`: it is free, ours, past its deadline, or its owner is dead.
-pub fn may_take_lease(
-    owner: i32,
-    until: i64,
-    me: i32,
-    now: i64,
-    alive: impl Fn(i32) -> bool,
-) -> bool {
-    owner == 0 || owner == me || until <= now || !alive(owner)
+/// `until`: it is free, past its deadline, or held by a worker that died.
+/// A lease of our own is a fetch of ours in flight: not taken twice.
+pub fn may_take_lease(owner: i32, until: i64, me: i32, now: i64, alive: impl Fn(i32) -> bool) -> bool {
+    owner == 0 || until <= now || (owner != me && !alive(owner))
 }
 
 #[cfg(test)]
@@ -144,10 +137,7 @@ mod tests {
         };
         assert_eq!(after_success(&iv, 0, Some(100_000), 500, 0), 530);
         assert_eq!(after_success(&iv, 0, Some(520), 500, 0), 510);
-        assert_eq!(
-            after_success(&P, 0, None, 500, 0),
-            500 + NO_NEXT_UPDATE_REFRESH
-        );
+        assert_eq!(after_success(&P, 0, None, 500, 0), 500 + NO_NEXT_UPDATE_REFRESH);
     }
 
     #[test]
@@ -155,11 +145,9 @@ mod tests {
         let alive = |_| true;
         let dead = |_| false;
         assert!(may_take_lease(0, 0, 7, 100, alive), "free");
-        assert!(may_take_lease(7, 200, 7, 100, alive), "ours");
-        assert!(
-            !may_take_lease(8, 200, 7, 100, alive),
-            "held by a live worker"
-        );
+        assert!(!may_take_lease(7, 200, 7, 100, alive), "ours, in flight");
+        assert!(may_take_lease(7, 100, 7, 100, alive), "ours, overran");
+        assert!(!may_take_lease(8, 200, 7, 100, alive), "held by a live worker");
         assert!(may_take_lease(8, 100, 7, 100, alive), "deadline reached");
         assert!(may_take_lease(8, 200, 7, 100, dead), "owner died");
     }

@@ -112,13 +112,7 @@ pub fn find_by_serial_and_issuer_name(
             }
             let mut this = ptr::null_mut();
             let mut next = ptr::null_mut();
-            let st = OCSP_single_get0_status(
-                single,
-                ptr::null_mut(),
-                ptr::null_mut(),
-                &mut this,
-                &mut next,
-            );
+            let st = OCSP_single_get0_status(single, ptr::null_mut(), ptr::null_mut(), &mut this, &mut next);
             if this.is_null() {
                 return None;
             }

@@ -3,6 +3,11 @@
 //! worker fetches it; the others serve the result. A lease whose owner died
 //! or overran its deadline is taken over.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
@@ -24,9 +29,7 @@ static mut TASK: Option<Task<()>> = None;
 
 fn exiting() -> bool {
     // SAFETY: plain reads of nginx's process-state globals.
-    unsafe {
-        nginx_sys::ngx_exiting != 0 || nginx_sys::ngx_terminate != 0 || nginx_sys::ngx_quit != 0
-    }
+    unsafe { nginx_sys::ngx_exiting != 0 || nginx_sys::ngx_terminate != 0 || nginx_sys::ngx_quit != 0 }
 }
 
 fn now() -> i64 {
@@ -77,10 +80,7 @@ struct CatchPanic<F> {
 impl<F: std::future::Future<Output = ()>> std::future::Future for CatchPanic<F> {
     type Output = ();
 
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         let inner = self.inner.as_mut();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(p) => p,
@@ -102,16 +102,64 @@ enum Claim {
     Later(i64),
 }
 
+/// Wakes the scheduling loop when a fetch ends, so a freed slot is used at
+/// once rather than at the next timer.
+#[derive(Default)]
+struct Notify {
+    flag: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Notify {
+    fn notify(&self) {
+        self.flag.set(true);
+        // Take the waker out before waking: the woken task may run right
+        // here and poll `SleepOrNotify` again.
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// A sleep that ends early when `notify` fires.
+struct SleepOrNotify<'a> {
+    sleep: Pin<Box<ngx::async_::Sleep>>,
+    notify: &'a Notify,
+}
+
+impl Future for SleepOrNotify<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.notify.flag.replace(false) {
+            return Poll::Ready(());
+        }
+        self.notify.waker.set(Some(cx.waker().clone()));
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
 async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
-    // SAFETY: see `start`.
-    let ctx = unsafe { &*ctx };
+    // SAFETY: see `start`; the context lives as long as the worker.
+    let ctx: &'static StaplingContext = unsafe { &*ctx };
     let Some(zone) = ctx.zone() else { return };
+    let limit = ctx.settings.fetch_concurrency.max(1);
+    let notify = Rc::new(Notify::default());
+    let in_flight = Rc::new(Cell::new(0usize));
+    // Dropping these (when the worker exits) cancels the fetches in flight.
+    let mut fetches: Vec<Task<()>> = Vec::new();
     loop {
+        if exiting() {
+            return;
+        }
+        fetches.retain(|t| !t.is_finished());
         let mut wake = now() + MAX_IDLE_SECS;
-        let mut fetched = false;
         for cert in &ctx.certs {
             if exiting() {
                 return;
+            }
+            if in_flight.get() >= limit {
+                break;
             }
             if cert.plan.is_none() {
                 continue;
@@ -119,33 +167,44 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
             match claim(ctx, zone, cert) {
                 Claim::Later(at) => wake = wake.min(at),
                 Claim::Fetch => {
-                    let Some(plan) = cert.plan.as_ref() else {
-                        continue;
-                    };
-                    log!(
-                        NGX_LOG_INFO,
+                    in_flight.set(in_flight.get() + 1);
+                    let (notify, in_flight) = (notify.clone(), in_flight.clone());
+                    fetches.push(spawn(CatchPanic {
+                        inner: Box::pin(async move {
+                            fetch_one(ctx, zone, cert, log).await;
+                            in_flight.set(in_flight.get().saturating_sub(1));
+                            notify.notify();
+                        }),
                         log,
-                        "ssl_stapling: fetching OCSP response for certificate \"{}\" from {}",
-                        cert.name,
-                        plan.url
-                    );
-                    let result = fetch(cert, plan, ctx.settings.fetch_timeout_ms, log).await;
-                    if exiting() {
-                        return;
-                    }
-                    apply(ctx, zone, cert, result, log);
-                    fetched = true;
+                    }));
                 }
             }
         }
-        if fetched {
-            // Look again at once: the fetches took time, and what they
-            // scheduled decides how long to sleep.
-            continue;
-        }
         let secs = (wake - now()).clamp(1, MAX_IDLE_SECS);
-        sleep(Duration::from_secs(secs as u64)).await;
+        SleepOrNotify {
+            sleep: Box::pin(sleep(Duration::from_secs(secs as u64))),
+            notify: &notify,
+        }
+        .await;
     }
+}
+
+async fn fetch_one(ctx: &StaplingContext, zone: Zone, cert: &Certificate, log: *mut ngx_log_t) {
+    let Some(plan) = cert.plan.as_ref() else {
+        return;
+    };
+    log!(
+        NGX_LOG_INFO,
+        log,
+        "ssl_stapling: fetching OCSP response for certificate \"{}\" from {}",
+        cert.name,
+        plan.url
+    );
+    let result = fetch(cert, plan, ctx.settings.fetch_timeout_ms, log).await;
+    if exiting() {
+        return;
+    }
+    apply(ctx, zone, cert, result, log);
 }
 
 fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate) -> Claim {
@@ -178,11 +237,7 @@ fn apply(
     let now = now();
     let random = nginx_sys::ngx_random() as u32;
     let policy = &ctx.settings.policy;
-    let url = cert
-        .plan
-        .as_ref()
-        .map(|p| p.url.to_string())
-        .unwrap_or_default();
+    let url = cert.plan.as_ref().map(|p| p.url.to_string()).unwrap_or_default();
     let name = &cert.name;
     let mut z = zone.lock();
     let Some(e) = z.find(&cert.key).map(|e| e as *mut crate::zone::Entry) else {
@@ -204,8 +259,7 @@ fn apply(
             e.fetch_ok += 1;
             e.failures = 0;
             e.set_last_error("certificate is revoked");
-            e.next_refresh =
-                schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
+            e.next_refresh = schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
             if !new {
                 return;
             }
@@ -231,13 +285,8 @@ fn apply(
                 e.fetch_ok += 1;
                 e.failures = 0;
                 e.set_last_error("");
-                e.next_refresh = schedule::after_success(
-                    policy,
-                    resp.this_update,
-                    resp.next_update,
-                    now,
-                    random,
-                );
+                e.next_refresh =
+                    schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
                 (
                     NGX_LOG_INFO as usize,
                     format!(
@@ -283,8 +332,7 @@ fn fail(
     e.fetch_failed += 1;
     e.set_last_error(cause);
     let kept = e.servable(now).map(|_| e.next_update);
-    e.next_refresh =
-        schedule::after_failure(policy, e.failures, kept.filter(|&n| n != 0), now, random);
+    e.next_refresh = schedule::after_failure(policy, e.failures, kept.filter(|&n| n != 0), now, random);
     let kept = match kept {
         Some(0) => "; the previous staple is still served".to_string(),
         Some(n) => format!(

@@ -11,9 +11,8 @@ use std::mem;
 use std::ptr::{self, NonNull};
 
 use nginx_sys::{
-    ngx_rbtree_delete, ngx_rbtree_insert, ngx_rbtree_key_t, ngx_rbtree_node_t, ngx_rbtree_t,
-    ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_init,
-    ngx_slab_pool_t,
+    ngx_rbtree_delete, ngx_rbtree_insert, ngx_rbtree_key_t, ngx_rbtree_node_t, ngx_rbtree_t, ngx_shmtx_lock,
+    ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_init, ngx_slab_pool_t,
 };
 
 use crate::certificate::CertificateKey;
@@ -196,8 +195,7 @@ impl ZoneUsage {
     pub fn used(&self) -> usize {
         // SAFETY: nginx sets ngx_pagesize at startup.
         let page = unsafe { nginx_sys::ngx_pagesize };
-        self.size
-            .saturating_sub(self.free_pages.saturating_mul(page))
+        self.size.saturating_sub(self.free_pages.saturating_mul(page))
     }
 }
 
@@ -286,11 +284,7 @@ impl Locked<'_> {
                 let root = self.alloc(mem::size_of::<Root>()).ok_or(ZoneFull)? as *mut Root;
                 ptr::write_bytes(root, 0, 1);
                 (*root).magic = LAYOUT_MAGIC;
-                nginx_sys::ngx_rbtree_init(
-                    &mut (*root).tree,
-                    &mut (*root).sentinel,
-                    Some(insert_entry),
-                );
+                nginx_sys::ngx_rbtree_init(&mut (*root).tree, &mut (*root).sentinel, Some(insert_entry));
                 (*pool).data = root.cast();
             }
             (state, &mut *((*pool).data as *mut Root))

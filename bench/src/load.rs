@@ -45,11 +45,7 @@ impl Client {
 
     /// One handshake to `addr` for `sni`: Ok(true) when it carried a valid
     /// staple.
-    pub fn handshake(
-        &self,
-        addr: SocketAddr,
-        sni: &str,
-    ) -> Result<bool, Box<dyn std::error::Error>> {
+    pub fn handshake(&self, addr: SocketAddr, sni: &str) -> Result<bool, Box<dyn std::error::Error>> {
         let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut cfg = self.connector.configure()?;
@@ -133,12 +129,7 @@ pub fn run(
 /// Handshakes one after another until one is stapled, as a first client
 /// would see it: whether one was, and the handshakes it took (counted in
 /// `Counts`, so a stapled share includes the ones before).
-pub fn until_first_staple(
-    client: &Client,
-    addr: SocketAddr,
-    sni: &str,
-    limit: Duration,
-) -> (bool, Counts) {
+pub fn until_first_staple(client: &Client, addr: SocketAddr, sni: &str, limit: Duration) -> (bool, Counts) {
     let start = Instant::now();
     let mut c = Counts::default();
     while start.elapsed() < limit {

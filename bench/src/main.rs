@@ -42,11 +42,15 @@ struct Options {
     workers: usize,
     certs: usize,
     out: PathBuf,
+    /// Only the many-certificates figures, no rounds.
+    scale_only: bool,
+    /// `ssl_stapling_fetch_concurrency` for the module (its default if None).
+    fetch_concurrency: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: scripts/bench [--duration SECS] [--rounds N] [--threads N] [--workers N] [--certs N] [--out DIR]\n\
+        "usage: scripts/bench [--duration SECS] [--rounds N] [--threads N] [--workers N] [--certs N] [--out DIR] [--scale-only] [--fetch-concurrency N]\n\
          defaults: --duration 8 --rounds 3 --threads 4 --workers 2 --certs 1 --out build/bench"
     );
     std::process::exit(2)
@@ -60,6 +64,8 @@ fn options() -> Options {
         workers: 2,
         certs: 1,
         out: PathBuf::from("build/bench"),
+        scale_only: false,
+        fetch_concurrency: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -71,6 +77,8 @@ fn options() -> Options {
             "--workers" => o.workers = val().parse().unwrap_or_else(|_| usage()),
             "--certs" => o.certs = val().parse().unwrap_or_else(|_| usage()),
             "--out" => o.out = PathBuf::from(val()),
+            "--scale-only" => o.scale_only = true,
+            "--fetch-concurrency" => o.fetch_concurrency = Some(val().parse().unwrap_or_else(|_| usage())),
             _ => usage(),
         }
     }
@@ -91,6 +99,9 @@ fn write_config(dir: &Path, mode: Mode, o: &Options, port: u16, module: &Path) -
         // room for every staple: ~1.5 KB each, plus slack
         let zone_kb = 1024.max(o.certs * 4);
         c += &format!("ssl_stapling_zone bench:{zone_kb}k;\n");
+        if let Some(n) = o.fetch_concurrency {
+            c += &format!("ssl_stapling_fetch_concurrency {n};\n");
+        }
     }
     c += &format!(
         "worker_processes {};\nworker_rlimit_nofile 65536;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
@@ -237,16 +248,8 @@ fn run() -> Result<()> {
     );
     let t = Instant::now();
     let ca = pki::make_ca(&dir)?;
-    let names = pki::make_leaves(
-        &dir,
-        &ca,
-        o.certs,
-        &format!("http://127.0.0.1:{ocsp_port}/"),
-    )?;
-    eprintln!(
-        "bench: certificates made in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    let names = pki::make_leaves(&dir, &ca, o.certs, &format!("http://127.0.0.1:{ocsp_port}/"))?;
+    eprintln!("bench: certificates made in {:.1} s", t.elapsed().as_secs_f64());
     let setup = Setup {
         dir: dir.clone(),
         nginx_bin,
@@ -259,6 +262,10 @@ fn run() -> Result<()> {
 
     if o.certs > 1 {
         report::scale(&setup_scale(&setup, &o)?);
+    }
+    if o.scale_only {
+        let _ = fs::remove_dir_all(&dir);
+        return Ok(());
     }
 
     let mut rows = Vec::new();
@@ -307,6 +314,14 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // steady state: every certificate stapled, names spread over all of them
+    let steady = load::run(
+        s.client.clone(),
+        s.addr,
+        s.names.clone(),
+        o.threads,
+        Duration::from_secs(o.duration),
+    );
     nginx.reload(o.workers)?;
     std::thread::sleep(Duration::from_millis(200));
     let zone_line = nginx
@@ -317,13 +332,17 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         .unwrap_or_default()
         .to_string();
     let requests = responder.requests();
+    let failures = nginx.log().matches("cannot fetch OCSP response").count();
     nginx.stop();
     Ok(report::Scale {
+        failures,
         certs: o.certs,
         load_builtin,
         load_module,
         all_stapled: all,
         requests,
         zone_line,
+        steady_rate: steady.handshakes as f64 / o.duration as f64,
+        steady_stapled_pct: pct(steady.stapled, steady.handshakes),
     })
 }

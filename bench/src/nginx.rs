@@ -50,9 +50,7 @@ impl Nginx {
         let start = Instant::now();
         let out = self.command(&["-t", "-q"]).output()?;
         if !out.status.success() {
-            return Err(
-                format!("nginx -t failed: {}", String::from_utf8_lossy(&out.stderr)).into(),
-            );
+            return Err(format!("nginx -t failed: {}", String::from_utf8_lossy(&out.stderr)).into());
         }
         Ok(start.elapsed())
     }
@@ -124,8 +122,7 @@ impl Nginx {
         unsafe { libc::kill(master, libc::SIGHUP) };
         let ok = wait_until(Duration::from_secs(60), || {
             let now = self.workers();
-            now.iter().filter(|p| !old.contains(p)).count() >= workers
-                && now.iter().all(|p| !old.contains(p))
+            now.iter().filter(|p| !old.contains(p)).count() >= workers && now.iter().all(|p| !old.contains(p))
         });
         if ok {
             Ok(())
@@ -182,9 +179,7 @@ impl Responder {
             .stdin(Stdio::null())
             .spawn()?;
         let r = Responder { child, log };
-        if !wait_until(Duration::from_secs(10), || {
-            r.text().contains("waiting for OCSP")
-        }) {
+        if !wait_until(Duration::from_secs(10), || r.text().contains("waiting for OCSP")) {
             return Err("openssl ocsp did not start".into());
         }
         Ok(r)

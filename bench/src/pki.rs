@@ -99,10 +99,7 @@ pub fn make_leaves(dir: &Path, ca: &Ca, count: usize, ocsp_url: &str) -> Result<
         let mut pem = cert.to_pem()?;
         pem.extend_from_slice(&ca_pem);
         fs::write(dir.join(format!("c{i}.crt")), pem)?;
-        fs::write(
-            dir.join(format!("c{i}.key")),
-            key.private_key_to_pem_pkcs8()?,
-        )?;
+        fs::write(dir.join(format!("c{i}.key")), key.private_key_to_pem_pkcs8()?)?;
         // openssl writes serials as even-length upper-case hex
         let mut hex = format!("{serial:X}");
         if hex.len() % 2 == 1 {

@@ -26,12 +26,15 @@ pub struct Row {
 }
 
 pub struct Scale {
+    pub failures: usize,
     pub certs: usize,
     pub load_builtin: Duration,
     pub load_module: Duration,
     pub all_stapled: Option<Duration>,
     pub requests: usize,
     pub zone_line: String,
+    pub steady_rate: f64,
+    pub steady_stapled_pct: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -57,9 +60,7 @@ fn ratio(rows: &[Row], f: impl Fn(&Row) -> f64) -> f64 {
     median(
         (1..=rounds)
             .filter_map(|round| {
-                let m = rows
-                    .iter()
-                    .find(|r| r.round == round && r.mode == Mode::Module)?;
+                let m = rows.iter().find(|r| r.round == round && r.mode == Mode::Module)?;
                 let b = rows
                     .iter()
                     .find(|r| r.round == round && r.mode == Mode::Builtin)?;
@@ -143,12 +144,10 @@ pub fn csv(rows: &[Row], path: &Path) -> Result<()> {
             r.stapled_pct,
             r.failed,
             r.requests,
-            r.first_staple_ms
-                .map_or(String::new(), |v| format!("{v:.1}")),
+            r.first_staple_ms.map_or(String::new(), |v| format!("{v:.1}")),
             r.cpu_us_per_handshake,
             r.reload_stapled_pct,
-            r.reload_first_ms
-                .map_or(String::new(), |v| format!("{v:.1}")),
+            r.reload_first_ms.map_or(String::new(), |v| format!("{v:.1}")),
         );
     }
     fs::write(path, s)?;
@@ -179,10 +178,7 @@ pub fn chart(rows: &[Row], path: &Path) -> Result<()> {
     let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut builder = ChartBuilder::on(&root);
-    builder
-        .margin(20)
-        .x_label_area_size(40)
-        .y_label_area_size(60);
+    builder.margin(20).x_label_area_size(40).y_label_area_size(60);
     if has_font {
         builder.caption(
             "full TLS handshakes per second (status_request)",
@@ -199,11 +195,7 @@ pub fn chart(rows: &[Row], path: &Path) -> Result<()> {
     } else {
         chart.configure_mesh().disable_mesh().draw()?;
     }
-    for (mode, color) in [
-        (Mode::Off, BLACK),
-        (Mode::Builtin, BLUE),
-        (Mode::Module, RED),
-    ] {
+    for (mode, color) in [(Mode::Off, BLACK), (Mode::Builtin, BLUE), (Mode::Module, RED)] {
         let points: Vec<(f64, f64)> = rows
             .iter()
             .filter(|r| r.mode == mode)
@@ -240,7 +232,10 @@ pub fn summary(rows: &[Row]) -> String {
 }
 
 pub fn scale(s: &Scale) {
-    println!("scale: {} certificates", s.certs);
+    println!(
+        "scale: {} certificates ({} failed fetches logged)",
+        s.certs, s.failures
+    );
     println!(
         "  configuration load (nginx -t): builtin {:.2} s, module {:.2} s",
         s.load_builtin.as_secs_f64(),
@@ -258,8 +253,9 @@ pub fn scale(s: &Scale) {
             s.requests
         ),
     }
+    println!("  {}", s.zone_line.split("ssl_stapling: ").last().unwrap_or(""));
     println!(
-        "  {}",
-        s.zone_line.split("ssl_stapling: ").last().unwrap_or("")
+        "  module, all stapled, SNI over all {} names: {:.1} hs/s, {:.2}% stapled",
+        s.certs, s.steady_rate, s.steady_stapled_pct
     );
 }

@@ -12,10 +12,7 @@ fn urls() {
     assert_eq!(u.ip, Some("127.0.0.1".parse().unwrap()));
     assert_eq!(u.host_header(), "127.0.0.1:8081");
     let u = ResponderUrl::parse("HTTP://[::1]:99/ocsp/x").unwrap();
-    assert_eq!(
-        (u.host.as_str(), u.port, u.path.as_str()),
-        ("::1", 99, "/ocsp/x")
-    );
+    assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 99, "/ocsp/x"));
     assert_eq!(u.host_header(), "[::1]:99");
     let u = ResponderUrl::parse("ocsp.example.com:8080/path").unwrap();
     assert_eq!(
@@ -28,18 +25,9 @@ fn urls() {
     );
     assert_eq!(ResponderUrl::parse("ldap://x/"), Err(UrlError::NotHttp));
     assert_eq!(ResponderUrl::parse("http://"), Err(UrlError::Invalid));
-    assert_eq!(
-        ResponderUrl::parse("http://host:0/"),
-        Err(UrlError::Invalid)
-    );
-    assert_eq!(
-        ResponderUrl::parse("http://host:99999/"),
-        Err(UrlError::Invalid)
-    );
-    assert_eq!(
-        ResponderUrl::parse("http://u@host/"),
-        Err(UrlError::Invalid)
-    );
+    assert_eq!(ResponderUrl::parse("http://host:0/"), Err(UrlError::Invalid));
+    assert_eq!(ResponderUrl::parse("http://host:99999/"), Err(UrlError::Invalid));
+    assert_eq!(ResponderUrl::parse("http://u@host/"), Err(UrlError::Invalid));
 }
 
 #[test]
@@ -47,10 +35,7 @@ fn small_requests_are_get_with_url_encoded_base64() {
     let url = ResponderUrl::parse("http://ocsp.example.com/base").unwrap();
     // 0xfb 0xff 0xfe encodes to "+//+" in base64.
     let req = String::from_utf8(build_request(&url, &[0xfb, 0xff, 0xfe], "ua/1")).unwrap();
-    assert!(
-        req.starts_with("GET /base/%2B%2F%2F%2B HTTP/1.1\r\n"),
-        "{req}"
-    );
+    assert!(req.starts_with("GET /base/%2B%2F%2F%2B HTTP/1.1\r\n"), "{req}");
     assert!(req.contains("\r\nHost: ocsp.example.com\r\n"));
     assert!(req.contains("\r\nUser-Agent: ua/1\r\n"));
     assert!(req.contains("\r\nConnection: close\r\n"));
@@ -92,7 +77,8 @@ fn read_all(chunks: &[&[u8]]) -> Result<Vec<u8>, HttpError> {
 
 #[test]
 fn content_length_body() {
-    let resp = b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\nContent-Length: 3\r\n\r\nabcEXTRA";
+    let resp =
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\nContent-Length: 3\r\n\r\nabcEXTRA";
     assert_eq!(read_all(&[resp]).unwrap(), b"abc");
     // byte by byte
     let chunks: Vec<&[u8]> = resp.chunks(1).collect();
@@ -102,8 +88,7 @@ fn content_length_body() {
 #[test]
 fn body_until_eof_and_chunked() {
     assert_eq!(read_all(&[b"HTTP/1.1 200 OK\r\n\r\nxyz"]).unwrap(), b"xyz");
-    let chunked =
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
     assert_eq!(read_all(&[chunked]).unwrap(), b"abcde");
     let chunks: Vec<&[u8]> = chunked.chunks(2).collect();
     assert_eq!(read_all(&chunks).unwrap(), b"abcde");
@@ -133,10 +118,7 @@ fn errors() {
         read_all(&[b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>"]),
         Err(HttpError::ContentType("text/html".into()))
     );
-    let big = format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
-        MAX_BODY + 1
-    );
+    let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
     assert_eq!(read_all(&[big.as_bytes()]), Err(HttpError::TooLarge));
     let mut unbounded = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
     unbounded.extend(std::iter::repeat_n(b'x', MAX_BODY + 1));
@@ -145,8 +127,5 @@ fn errors() {
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
         MAX_BODY + 1
     );
-    assert_eq!(
-        read_all(&[chunked_big.as_bytes()]),
-        Err(HttpError::TooLarge)
-    );
+    assert_eq!(read_all(&[chunked_big.as_bytes()]), Err(HttpError::TooLarge));
 }

@@ -9,11 +9,7 @@ fn pem(name: &str) -> X509 {
 }
 
 fn der(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/src/ocsp/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture")
+    std::fs::read(format!("{}/src/ocsp/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
 }
 
 fn leaf_id() -> CertificateStatusId {
@@ -55,8 +51,7 @@ fn response_for_another_certificate_is_refused() {
 fn expired_response_is_refused() {
     let (_, next) = times("good.der");
     let next = next.unwrap();
-    let err =
-        check_response(&der("good.der"), &leaf_id(), &NoSignatureCheck, next + 10).unwrap_err();
+    let err = check_response(&der("good.der"), &leaf_id(), &NoSignatureCheck, next + 10).unwrap_err();
     assert_eq!(err, OcspError::Expired(10));
     // nextUpdate itself is already too late: a staple is never served at it.
     assert!(check_response(&der("good.der"), &leaf_id(), &NoSignatureCheck, next).is_err());
@@ -115,8 +110,7 @@ fn garbage_and_truncated_input_are_parse_errors() {
 #[test]
 fn unsuccessful_response_status_is_named() {
     let resp = OcspResponse::create(OcspResponseStatus::TRY_LATER, None).unwrap();
-    let err =
-        check_response(&resp.to_der().unwrap(), &leaf_id(), &NoSignatureCheck, 0).unwrap_err();
+    let err = check_response(&resp.to_der().unwrap(), &leaf_id(), &NoSignatureCheck, 0).unwrap_err();
     assert_eq!(err, OcspError::NotSuccessful("tryLater"));
     assert_eq!(err.to_string(), "OCSP response status is \"tryLater\"");
 }
@@ -135,12 +129,6 @@ fn without_the_issuer_serial_and_issuer_name_still_match() {
 fn validity_window_edges() {
     assert!(check_validity(100, Some(200), 150).is_ok());
     assert!(check_validity(100, None, 1_000_000).is_ok());
-    assert_eq!(
-        check_validity(200, Some(100), 150),
-        Err(OcspError::BadValidity)
-    );
-    assert_eq!(
-        check_validity(100, Some(200), 200),
-        Err(OcspError::Expired(0))
-    );
+    assert_eq!(check_validity(200, Some(100), 150), Err(OcspError::BadValidity));
+    assert_eq!(check_validity(100, Some(200), 200), Err(OcspError::Expired(0)));
 }
