@@ -148,17 +148,25 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
     let in_flight = Rc::new(Cell::new(0usize));
     // Dropping these (when the worker exits) cancels the fetches in flight.
     let mut fetches: Vec<Task<()>> = Vec::new();
+    let mut cursor = 0usize;
     loop {
         if exiting() {
             return;
         }
         fetches.retain(|t| !t.is_finished());
         let mut wake = now() + MAX_IDLE_SECS;
-        for cert in &ctx.certs {
+        let n = ctx.certs.len();
+        // Resume where the last pass stopped: restarting from the first
+        // certificate each time a fetch ends would make the initial fetch
+        // of N certificates cost N * N looks at the zone.
+        for k in 0..n {
+            let i = (cursor + k) % n;
+            let Some(cert) = ctx.certs.get(i) else { break };
             if exiting() {
                 return;
             }
             if in_flight.get() >= limit {
+                cursor = i;
                 break;
             }
             if cert.plan.is_none() {
@@ -167,6 +175,7 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
             match claim(ctx, zone, cert) {
                 Claim::Later(at) => wake = wake.min(at),
                 Claim::Fetch => {
+                    cursor = i + 1;
                     in_flight.set(in_flight.get() + 1);
                     let (notify, in_flight) = (notify.clone(), in_flight.clone());
                     fetches.push(spawn(CatchPanic {

@@ -332,7 +332,15 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         .unwrap_or_default()
         .to_string();
     let requests = responder.requests();
-    let failures = nginx.log().matches("cannot fetch OCSP response").count();
+    let log = nginx.log();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot fetch OCSP response"))
+        .collect();
+    let failures = failed.len();
+    for l in failed.iter().take(3) {
+        eprintln!("bench: {}", l.split("ssl_stapling: ").last().unwrap_or(l));
+    }
     nginx.stop();
     Ok(report::Scale {
         failures,
