@@ -323,6 +323,11 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     guard(NGX_ERROR, || {
         let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
         if !conf.is_null() && !(*conf).ctx.is_null() {
+            // nginx's cached clock still says when the master began reading
+            // the configuration (tens of seconds ago with thousands of
+            // servers): deadlines and timers set from it would be expired
+            // at once.
+            nginx_sys::ngx_time_update();
             worker::start((*conf).ctx, (*cycle).log);
         }
         NGX_OK
