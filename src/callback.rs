@@ -1,23 +1,40 @@
 //! The certificate status callback OpenSSL calls during a handshake whose
 //! client sent status_request. It never blocks: a lookup in the zone and a
-//! copy of a few KB under the zone lock.
+//! copy of a few KB under the zone lock. A certificate the configuration
+//! did not show (loaded by variables) is registered here and fetched for
+//! by this worker; it is stapled from the next handshake on.
 
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use foreign_types::ForeignTypeRef;
+use nginx_sys::{NGX_LOG_ERR, NGX_LOG_INFO};
+use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
+use crate::certificate::{Certificate, CertificateKey};
 use crate::context::StaplingContext;
+use crate::log::log;
 use crate::ssl_ffi;
+use crate::zone::Entry;
 
 const SSL_TLSEXT_ERR_OK: c_int = 0;
 const SSL_TLSEXT_ERR_NOACK: c_int = 3;
+
+/// How often, at most, a must-staple certificate served without a staple
+/// is logged (all workers together).
+const GAP_LOG_INTERVAL: i64 = 60;
 
 /// # Safety
 /// Installed by `StaplingContext::install` with the cycle's context as arg.
 pub unsafe extern "C" fn status_callback(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
     // A panic must not unwind into OpenSSL and nginx: answer without a staple.
     catch_unwind(AssertUnwindSafe(|| serve(ssl, arg))).unwrap_or(SSL_TLSEXT_ERR_NOACK)
+}
+
+fn log_() -> *mut nginx_sys::ngx_log_t {
+    // SAFETY: nginx's current cycle is set in every worker.
+    unsafe { (*nginx_sys::ngx_cycle).log }
 }
 
 unsafe fn serve(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
@@ -28,23 +45,118 @@ unsafe fn serve(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
     let ctx = &*(arg as *const StaplingContext);
     // After SNI, the connection's SSL_CTX is the chosen server's.
     let ssl_ctx = sys::SSL_get_SSL_CTX(ssl);
-    let Some(cert) = ctx.certificate_for(ssl_ctx, sys::SSL_get_certificate(ssl)) else {
+    let x509 = sys::SSL_get_certificate(ssl);
+    if let Some(cert) = ctx.certificate_for(ssl_ctx, x509) {
+        return staple(ctx, ssl, cert, false);
+    }
+    if x509.is_null() || ctx.server_of(ssl_ctx).is_none() {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    serve_dynamic(ctx, ssl, ssl_ctx, X509Ref::from_ptr(x509))
+}
+
+/// Serves the staple of `cert`, counting the handshake; a must-staple
+/// certificate without one is logged (once a minute at most).
+unsafe fn staple(ctx: &StaplingContext, ssl: *mut sys::SSL, cert: &Certificate, dynamic: bool) -> c_int {
+    let Some(zone) = ctx.zone() else {
         return SSL_TLSEXT_ERR_NOACK;
     };
-
-    if let Some(zone) = ctx.zone() {
-        let now = nginx_sys::ngx_time();
-        let mut z = zone.lock();
-        if let Some(entry) = z.find(&cert.key) {
-            if let Some(der) = entry.servable(now) {
-                if ssl_ffi::set_staple(ssl, der) {
-                    entry.stapled += 1;
-                    return SSL_TLSEXT_ERR_OK;
-                }
-            }
-            entry.unstapled += 1;
+    let now = nginx_sys::ngx_time();
+    let mut z = zone.lock();
+    let Some(entry) = z.find(&cert.key) else {
+        return SSL_TLSEXT_ERR_NOACK;
+    };
+    if dynamic {
+        entry.last_used = now;
+    }
+    if let Some(der) = entry.servable(now) {
+        if ssl_ffi::set_staple(ssl, der) {
+            entry.stapled += 1;
+            return SSL_TLSEXT_ERR_OK;
         }
     }
+    entry.unstapled += 1;
+    let gap = cert.must_staple && take_gap_log(entry, now);
+    let why = gap_reason(entry);
+    drop(z);
+    if gap {
+        log!(
+            NGX_LOG_ERR,
+            log_(),
+            "ssl_stapling: must-staple certificate \"{}\" served without a staple ({why}); \
+             clients that honour must-staple refuse the connection",
+            cert.name
+        );
+    }
+    SSL_TLSEXT_ERR_NOACK
+}
 
+/// True when the gap of this entry should be logged now.
+fn take_gap_log(entry: &mut Entry, now: i64) -> bool {
+    if entry.gap_logged != 0 && now - entry.gap_logged < GAP_LOG_INTERVAL {
+        return false;
+    }
+    entry.gap_logged = now;
+    true
+}
+
+fn gap_reason(entry: &Entry) -> String {
+    let err = String::from_utf8_lossy(entry.last_error()).into_owned();
+    match (entry.der().is_some(), err.is_empty()) {
+        (true, _) => "its OCSP response expired".to_string(),
+        (false, false) => format!("last fetch: {err}"),
+        (false, true) => "no OCSP response yet".to_string(),
+    }
+}
+
+/// A certificate loaded by variables: known to this worker or the zone,
+/// served like the others; new, registered and fetched for.
+unsafe fn serve_dynamic(
+    ctx: &StaplingContext,
+    ssl: *mut sys::SSL,
+    ssl_ctx: *mut sys::SSL_CTX,
+    x509: &X509Ref,
+) -> c_int {
+    let Some(key) = CertificateKey::of(x509, None) else {
+        return SSL_TLSEXT_ERR_NOACK;
+    };
+    let now = nginx_sys::ngx_time();
+    let cert = match ctx.dynamic_cert(&key, now) {
+        Some(c) => c,
+        None => match ctx.add_dynamic(ssl, ssl_ctx, x509, key, log_(), now) {
+            Some(c) => c,
+            None => return SSL_TLSEXT_ERR_NOACK,
+        },
+    };
+    let Some(zone) = ctx.zone() else {
+        return SSL_TLSEXT_ERR_NOACK;
+    };
+    // The zone may have evicted it (another worker needed room): register
+    // again, evicting the least recently used in turn.
+    let known = zone.lock().find(&key).is_some();
+    if known {
+        return staple(ctx, ssl, &cert, true);
+    }
+    let registered = {
+        let mut z = zone.lock();
+        let max = ctx.settings.dynamic_max;
+        let r = z.register_dynamic(&key, now, max).map(|(_, created)| created);
+        (r, z.dynamic_entries())
+    };
+    match registered {
+        (Ok(true), n) => {
+            log!(
+                NGX_LOG_INFO,
+                log_(),
+                "ssl_stapling: certificate \"{}\" loaded by variables is stapled from now on \
+                 ({n} of at most {} such certificates)",
+                cert.name,
+                ctx.settings.dynamic_max
+            );
+            crate::worker::wake();
+        }
+        (Ok(false), _) => {}
+        (Err(_), _) => {}
+    }
     SSL_TLSEXT_ERR_NOACK
 }

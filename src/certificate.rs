@@ -75,6 +75,81 @@ pub struct Certificate {
     /// How its staple is fetched; None for staple files and certificates
     /// that cannot be fetched for (nginx has warned why).
     pub plan: Option<FetchPlan>,
+    /// Carries the TLS Feature extension with status_request (RFC 7633):
+    /// browsers refuse it without a staple.
+    pub must_staple: bool,
+    /// The names of the servers it is configured in (`server_name`), for
+    /// the status page.
+    pub servers: Vec<String>,
+}
+
+/// `id-pe-tlsfeature` (1.3.6.1.5.5.7.1.24).
+const NID_TLSFEATURE: std::ffi::c_int = 1020;
+/// The TLS extension number of status_request.
+const STATUS_REQUEST: u64 = 5;
+
+/// Whether the certificate demands a staple (RFC 7633 "must-staple").
+pub fn is_must_staple(cert: &X509Ref) -> bool {
+    use foreign_types::ForeignTypeRef;
+    // SAFETY: read-only looks into a live certificate; the extension data
+    // is copied before `cert` can go away.
+    let value = unsafe {
+        let x = cert.as_ptr();
+        let i = openssl_sys::X509_get_ext_by_NID(x, NID_TLSFEATURE, -1);
+        if i < 0 {
+            return false;
+        }
+        let ext = openssl_sys::X509_get_ext(x, i);
+        if ext.is_null() {
+            return false;
+        }
+        let data = openssl_sys::X509_EXTENSION_get_data(ext) as *const openssl_sys::ASN1_STRING;
+        if data.is_null() {
+            return false;
+        }
+        let len = usize::try_from(openssl_sys::ASN1_STRING_length(data)).unwrap_or(0);
+        let p = openssl_sys::ASN1_STRING_get0_data(data);
+        if p.is_null() || len == 0 {
+            return false;
+        }
+        std::slice::from_raw_parts(p, len).to_vec()
+    };
+    tls_features(&value).is_some_and(|f| f.contains(&STATUS_REQUEST))
+}
+
+/// Parses the DER of a TLS Feature extension: SEQUENCE OF INTEGER.
+pub fn tls_features(der: &[u8]) -> Option<Vec<u64>> {
+    fn header(d: &[u8]) -> Option<(u8, usize, &[u8])> {
+        let (&tag, rest) = d.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (first as usize, rest)
+        } else {
+            let n = (first & 0x7f) as usize;
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize);
+            (len, &rest[n..])
+        };
+        (rest.len() >= len).then_some((tag, len, rest))
+    }
+    let (tag, len, rest) = header(der)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let mut body = rest.get(..len)?;
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let (tag, len, rest) = header(body)?;
+        if tag != 0x02 || len == 0 || len > 8 {
+            return None;
+        }
+        let v = rest.get(..len)?.iter().fold(0u64, |a, &b| (a << 8) | b as u64);
+        out.push(v);
+        body = rest.get(len..)?;
+    }
+    Some(out)
 }
 
 impl Certificate {
@@ -90,5 +165,31 @@ impl Certificate {
             store,
             verify: self.verify,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tls_features;
+
+    #[test]
+    fn tls_feature_status_request() {
+        // SEQUENCE { INTEGER 5 }, as `openssl req -addext tlsfeature=status_request`.
+        assert_eq!(tls_features(&[0x30, 0x03, 0x02, 0x01, 0x05]), Some(vec![5]));
+        // status_request_v2 (17) and status_request.
+        assert_eq!(
+            tls_features(&[0x30, 0x06, 0x02, 0x01, 0x11, 0x02, 0x01, 0x05]),
+            Some(vec![17, 5])
+        );
+        assert_eq!(tls_features(&[0x30, 0x00]), Some(vec![]));
+    }
+
+    #[test]
+    fn tls_feature_garbage() {
+        assert_eq!(tls_features(&[]), None);
+        assert_eq!(tls_features(&[0x31, 0x03, 0x02, 0x01, 0x05]), None);
+        assert_eq!(tls_features(&[0x30, 0x05, 0x02, 0x01, 0x05]), None);
+        assert_eq!(tls_features(&[0x30, 0x03, 0x04, 0x01, 0x05]), None);
+        assert_eq!(tls_features(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
     }
 }

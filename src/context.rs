@@ -3,22 +3,27 @@
 //! zone their staples live in. Built in the master at configuration time,
 //! inherited by the workers; lives in the cycle pool.
 
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::ffi::c_void;
+use std::ptr::NonNull;
+use std::rc::Rc;
 
-use nginx_sys::{ngx_log_t, ngx_msec_t, NGX_LOG_NOTICE, NGX_LOG_WARN};
+use nginx_sys::{ngx_log_t, ngx_msec_t, ngx_resolver_t, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
-use crate::certificate::{Certificate, CertificateKey, Protocol};
+use crate::certificate::{is_must_staple, Certificate, CertificateKey, Protocol};
 use crate::discover::StaplingServer;
 use crate::fetch::FetchPlan;
 use crate::http::ResponderUrl;
 use crate::log::log;
-use crate::ocsp::{check_response, CertificateStatusId, CheckedResponse, NoSignatureCheck};
-use crate::schedule::Policy;
+use crate::ocsp::{
+    check_response, peek_next_update, CertStatus, CertificateStatusId, CheckedResponse, NoSignatureCheck,
+};
+use crate::schedule::{self, Policy};
 use crate::ssl_ffi;
+use crate::store::Store;
 use crate::zone::{Prepared, StapleSource, Zone, ZoneFull};
 
 /// The module-wide settings (main-context directives).
@@ -29,6 +34,8 @@ pub struct Settings {
     pub serve_revoked: bool,
     /// Fetches a worker runs at the same time.
     pub fetch_concurrency: usize,
+    /// The most certificates loaded by variables kept in the zone.
+    pub dynamic_max: usize,
 }
 
 impl Default for Settings {
@@ -38,6 +45,7 @@ impl Default for Settings {
             fetch_timeout_ms: 10_000,
             serve_revoked: false,
             fetch_concurrency: 4,
+            dynamic_max: 256,
         }
     }
 }
@@ -50,6 +58,22 @@ impl Settings {
     }
 }
 
+/// What a certificate loaded by variables inherits from its server.
+pub struct ServerInfo {
+    pub protocol: Protocol,
+    pub verify: bool,
+    pub responder: Option<String>,
+    pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
+    pub names: Vec<String>,
+}
+
+/// A certificate met during handshakes (loaded by variables), known to
+/// this worker; `last_used` orders evictions.
+pub struct DynamicCert {
+    pub cert: Rc<Certificate>,
+    pub last_used: i64,
+}
+
 pub struct StaplingContext {
     pub settings: Settings,
     pub certs: Vec<Certificate>,
@@ -57,7 +81,14 @@ pub struct StaplingContext {
     /// cache shares one X509 between servers, and each server may give it
     /// another staple file: the pair is what identifies a registration.
     by_x509: HashMap<(usize, usize), usize>,
+    /// The stapling servers, by SSL_CTX, for certificates loaded by
+    /// variables (and whether a server has any certificate of its own).
+    servers_by_ctx: HashMap<usize, ServerInfo>,
+    /// This worker's certificates loaded by variables.
+    pub dynamic: RefCell<HashMap<CertificateKey, DynamicCert>>,
+    pub store: Option<Store>,
     zone: Cell<Option<Zone>>,
+    zone_name: RefCell<String>,
     pub http_servers: usize,
     pub stream_servers: usize,
 }
@@ -84,6 +115,7 @@ impl StaplingContext {
     pub unsafe fn build(
         settings: Settings,
         servers: &[StaplingServer],
+        store: Option<Store>,
         log_: *mut ngx_log_t,
         now: i64,
         check_files: bool,
@@ -92,13 +124,43 @@ impl StaplingContext {
             settings,
             certs: Vec::new(),
             by_x509: HashMap::new(),
+            servers_by_ctx: HashMap::new(),
+            dynamic: RefCell::new(HashMap::new()),
+            store,
             zone: Cell::new(None),
+            zone_name: RefCell::new(String::new()),
             http_servers: 0,
             stream_servers: 0,
         };
         let mut by_key: HashMap<CertificateKey, usize> = HashMap::new();
 
-        for server in servers {
+        // A must-staple certificate without stapling fails in browsers.
+        let mut warned = HashSet::new();
+        for server in servers.iter().filter(|s| !s.stapling) {
+            for (ptr, x509, name) in server.certificates() {
+                if is_must_staple(&x509) && warned.insert(ptr as usize) {
+                    log!(
+                        NGX_LOG_WARN,
+                        log_,
+                        "ssl_stapling: certificate \"{name}\" is must-staple (TLS Feature status_request, \
+                         RFC 7633) but \"ssl_stapling\" is off in its server: clients that honour it \
+                         will refuse the connection"
+                    );
+                }
+            }
+        }
+
+        for server in servers.iter().filter(|s| s.stapling) {
+            ctx.servers_by_ctx.insert(
+                (*server.ssl).ctx as usize,
+                ServerInfo {
+                    protocol: server.protocol,
+                    verify: server.verify,
+                    responder: server.responder.clone(),
+                    resolver: server.resolver,
+                    names: server.names.clone(),
+                },
+            );
             match server.protocol {
                 Protocol::Http => ctx.http_servers += 1,
                 Protocol::Stream => ctx.stream_servers += 1,
@@ -115,6 +177,13 @@ impl StaplingContext {
                 };
                 if let Some(&i) = by_key.get(&key) {
                     ctx.by_x509.insert((ssl_ctx as usize, ptr as usize), i);
+                    if let Some(c) = ctx.certs.get_mut(i) {
+                        for n in &server.names {
+                            if !c.servers.contains(n) {
+                                c.servers.push(n.clone());
+                            }
+                        }
+                    }
                     continue;
                 }
                 let chain = ssl_ffi::chain_of(ssl_ctx, &x509);
@@ -138,8 +207,9 @@ impl StaplingContext {
                     Some(_) => None,
                     // nginx has warned: "issuer certificate not found"
                     None if !status_id.has_issuer() => None,
-                    None => fetch_plan(server, &x509, &name, log_),
+                    None => fetch_plan(server.responder.as_deref(), server.resolver, &x509, &name, log_),
                 };
+                let must_staple = is_must_staple(&x509);
                 let i = ctx.certs.len();
                 ctx.certs.push(Certificate {
                     key,
@@ -153,6 +223,8 @@ impl StaplingContext {
                     protocol: server.protocol,
                     ssl_ctx,
                     plan,
+                    must_staple,
+                    servers: server.names.clone(),
                 });
                 by_key.insert(key, i);
                 ctx.by_x509.insert((ssl_ctx as usize, ptr as usize), i);
@@ -166,7 +238,7 @@ impl StaplingContext {
     /// # Safety
     /// `this` lives as long as the SSL contexts (both are the cycle's).
     pub unsafe fn install(this: *const StaplingContext, servers: &[StaplingServer]) {
-        for server in servers {
+        for server in servers.iter().filter(|s| s.stapling) {
             let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
             ssl_ffi::set_status_callback(ssl_ctx, crate::callback::status_callback, this as *mut c_void);
         }
@@ -182,11 +254,214 @@ impl StaplingContext {
         self.zone.get()
     }
 
+    pub fn zone_name(&self) -> String {
+        self.zone_name.borrow().clone()
+    }
+
+    /// The server behind a stapling SSL_CTX (for certificates loaded by
+    /// variables, which the configuration did not show).
+    pub fn server_of(&self, ssl_ctx: *mut sys::SSL_CTX) -> Option<&ServerInfo> {
+        self.servers_by_ctx.get(&(ssl_ctx as usize))
+    }
+
+    /// This worker's registration of a certificate loaded by variables,
+    /// marked as used now.
+    pub fn dynamic_cert(&self, key: &CertificateKey, now: i64) -> Option<Rc<Certificate>> {
+        let mut d = self.dynamic.borrow_mut();
+        let e = d.get_mut(key)?;
+        e.last_used = now;
+        Some(e.cert.clone())
+    }
+
+    /// Registers, in this worker, a certificate a handshake of `ssl` used
+    /// that the configuration did not show: its issuer from the chain nginx
+    /// loaded with it (else the trusted store), its responder from the
+    /// server's `ssl_stapling_responder` or its AIA. Keeps at most
+    /// `dynamic_max` of them, dropping the least recently used.
+    ///
+    /// # Safety
+    /// `ssl` is a live connection whose certificate is `x509`.
+    pub unsafe fn add_dynamic(
+        &self,
+        ssl: *mut sys::SSL,
+        ssl_ctx: *mut sys::SSL_CTX,
+        x509: &X509Ref,
+        key: CertificateKey,
+        log_: *mut ngx_log_t,
+        now: i64,
+    ) -> Option<Rc<Certificate>> {
+        let server = self.server_of(ssl_ctx)?;
+        let chain = ssl_ffi::connection_chain(ssl);
+        let issuer = ssl_ffi::issuer_of(ssl_ctx, x509, &chain);
+        let status_id = CertificateStatusId::new(x509, issuer.as_deref());
+        let name = subject_of(x509);
+        let plan = if status_id.has_issuer() {
+            fetch_plan(server.responder.as_deref(), server.resolver, x509, &name, log_)
+        } else {
+            log!(
+                NGX_LOG_WARN,
+                log_,
+                "ssl_stapling: no issuer certificate for certificate \"{name}\" loaded by variables; \
+                 it is not stapled (add the chain to its file or \"ssl_trusted_certificate\")"
+            );
+            None
+        };
+        let cert = Rc::new(Certificate {
+            key,
+            name,
+            x509: x509.to_owned(),
+            chain,
+            status_id,
+            file: None,
+            file_staple: None,
+            verify: server.verify,
+            protocol: server.protocol,
+            ssl_ctx,
+            plan,
+            must_staple: is_must_staple(x509),
+            servers: server.names.clone(),
+        });
+        let mut d = self.dynamic.borrow_mut();
+        while d.len() >= self.settings.dynamic_max.max(1) {
+            let Some(oldest) = d.iter().min_by_key(|(_, c)| c.last_used).map(|(k, _)| *k) else {
+                break;
+            };
+            d.remove(&oldest);
+        }
+        d.insert(
+            key,
+            DynamicCert {
+                cert: cert.clone(),
+                last_used: now,
+            },
+        );
+        Some(cert)
+    }
+
+    /// This worker's certificates loaded by variables (a snapshot: the
+    /// fetch loop must not hold the map across its awaits).
+    pub fn dynamic_snapshot(&self) -> Vec<Rc<Certificate>> {
+        self.dynamic.borrow().values().map(|d| d.cert.clone()).collect()
+    }
+
+    /// Staples accepted while serving go to the store, if there is one the
+    /// workers can write. Certificates loaded by variables are not kept:
+    /// they are not known when the next nginx starts.
+    pub fn persist(&self, cert: &Certificate, der: Option<&[u8]>, log_: *mut ngx_log_t) {
+        let Some(store) = self.store.as_ref().filter(|s| s.writable) else {
+            return;
+        };
+        if cert.file.is_some() || !self.certs.iter().any(|c| c.key == cert.key) {
+            return;
+        }
+        let r = match der {
+            Some(der) => store.write(&cert.key, der),
+            None => store.remove(&cert.key),
+        };
+        if let Err(e) = r {
+            log!(
+                NGX_LOG_WARN,
+                log_,
+                "ssl_stapling: cannot update \"{}\" for certificate \"{}\": {e}",
+                store.path_of(&cert.key).display(),
+                cert.name
+            );
+        }
+    }
+
+    /// The store's staples for configured certificates, checked as fetched
+    /// ones are; each file that cannot be used gets one warning.
+    fn read_store(&self, log_: *mut ngx_log_t, now: i64) -> Vec<(CertificateKey, CheckedResponse)> {
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
+        let files = match store.list() {
+            Ok(f) => f,
+            Err(e) => {
+                log!(
+                    NGX_LOG_WARN,
+                    log_,
+                    "ssl_stapling: cannot read the store \"{}\": {e}",
+                    store.dir.display()
+                );
+                return Vec::new();
+            }
+        };
+        let by_key: HashMap<_, _> = self
+            .certs
+            .iter()
+            .filter(|c| c.plan.is_some() && c.file.is_none())
+            .map(|c| (c.key, c))
+            .collect();
+        let mut out = Vec::new();
+        for (key, path) in files {
+            let shown = path.display();
+            let der = match std::fs::read(&path) {
+                Ok(d) => d,
+                Err(e) => {
+                    log!(NGX_LOG_WARN, log_, "ssl_stapling: cannot read \"{shown}\": {e}");
+                    continue;
+                }
+            };
+            let Some(cert) = by_key.get(&key) else {
+                // Kept while it could serve a certificate put back in the
+                // configuration; removed once it never could.
+                let useless = match peek_next_update(&der) {
+                    Ok(Some(next)) => next <= now,
+                    Ok(None) => false,
+                    Err(_) => true,
+                };
+                let removed = useless && std::fs::remove_file(&path).is_ok();
+                log!(
+                    NGX_LOG_WARN,
+                    log_,
+                    "ssl_stapling: \"{shown}\" in the store is for no configured certificate; ignored{}",
+                    if removed { " and removed" } else { "" }
+                );
+                continue;
+            };
+            let checked = check_response(&der, &cert.status_id, &cert.signature_check(), now);
+            let problem = match &checked {
+                Err(e) => Some(e.to_string()),
+                Ok(r) if r.status == CertStatus::Revoked && !self.settings.serve_revoked => {
+                    Some("the certificate is revoked".to_string())
+                }
+                Ok(r) if r.status == CertStatus::Unknown => {
+                    Some("certificate status \"unknown\"".to_string())
+                }
+                Ok(_) => None,
+            };
+            match (problem, checked) {
+                (None, Ok(resp)) => out.push((key, resp)),
+                (Some(why), _) => {
+                    log!(
+                        NGX_LOG_WARN,
+                        log_,
+                        "ssl_stapling: stored OCSP response \"{shown}\" for certificate \"{}\" ignored: {why}",
+                        cert.name
+                    );
+                }
+                (None, Err(_)) => {}
+            }
+        }
+        if !out.is_empty() {
+            log!(
+                NGX_LOG_INFO,
+                log_,
+                "ssl_stapling: {} staple(s) read from the store \"{}\"",
+                out.len(),
+                store.dir.display()
+            );
+        }
+        out
+    }
+
     /// Zone init (master, every start and reload): keep what a previous
     /// cycle left, put this configuration's file staples in, free entries of
     /// certificates no longer configured.
     pub fn fill_zone(&self, zone: Zone, name: &str, log_: *mut ngx_log_t, now: i64) -> Result<(), ZoneFull> {
         self.zone.set(Some(zone));
+        *self.zone_name.borrow_mut() = name.to_string();
         let mut z = zone.lock();
         let (prepared, seq) = z.prepare()?;
         if let Prepared::Wiped = prepared {
@@ -197,6 +472,11 @@ impl StaplingContext {
             );
         }
         let mut from_files = 0;
+        let mut from_store = 0;
+        // Read and check outside the lock (file I/O, signatures).
+        drop(z);
+        let stored: HashMap<_, _> = self.read_store(log_, now).into_iter().collect();
+        let mut z = zone.lock();
         for cert in &self.certs {
             let entry = z.register(&cert.key, seq)?;
             let entry: *mut _ = entry;
@@ -212,20 +492,37 @@ impl StaplingContext {
                 None if entry.source == StapleSource::File => z.clear(entry),
                 None => {}
             }
+            // A restart: the store has what the last nginx fetched.
+            if cert.plan.is_some() && entry.servable(now).is_none() {
+                if let Some(resp) = stored.get(&cert.key) {
+                    z.store(entry, resp, StapleSource::Store, now)?;
+                    let random = nginx_sys::ngx_random() as u32;
+                    entry.next_refresh = schedule::after_success(
+                        &self.settings.policy,
+                        resp.this_update,
+                        resp.next_update,
+                        now,
+                        random,
+                    );
+                    from_store += 1;
+                }
+            }
         }
         let freed = z.sweep(seq);
+        z.trim_dynamic(self.settings.dynamic_max);
         let usage = z.usage();
         drop(z);
         log!(
             NGX_LOG_NOTICE,
             log_,
             "ssl_stapling: module took over {} certificate(s) in {} http and {} stream server(s); \
-             {} staple(s) from files, {} stale entr(ies) freed, {} in zone \"{name}\" \
-             ({} of {} KB used)",
+             {} staple(s) from files, {} from the store, {} stale entr(ies) freed, \
+             {} in zone \"{name}\" ({} of {} KB used)",
             self.certs.len(),
             self.http_servers,
             self.stream_servers,
             from_files,
+            from_store,
             freed,
             usage.entries,
             usage.used() / 1024,
@@ -235,10 +532,22 @@ impl StaplingContext {
     }
 }
 
+/// A certificate's subject, one line, for logs and the status page.
+pub fn subject_of(x509: &X509Ref) -> String {
+    let mut parts = Vec::new();
+    for e in x509.subject_name().entries() {
+        let key = e.object().nid().short_name().unwrap_or("?");
+        let value = e.data().to_string().unwrap_or_else(|_| "?".to_string());
+        parts.push(format!("{key}={value}"));
+    }
+    parts.join(", ")
+}
+
 /// Where the certificate's staple is fetched from: `ssl_stapling_responder`,
 /// else the OCSP URL of its AIA extension.
 fn fetch_plan(
-    server: &StaplingServer,
+    responder: Option<&str>,
+    resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
     x509: &X509Ref,
     name: &str,
     log_: *mut ngx_log_t,
@@ -249,12 +558,9 @@ fn fetch_plan(
             .and_then(|s| s.iter().next().map(|u| u.to_string()))
     };
     // Without either, nginx has warned "no OCSP responder URL".
-    let text = server.responder.clone().or_else(aia)?;
+    let text = responder.map(str::to_string).or_else(aia)?;
     match ResponderUrl::parse(&text) {
-        Ok(url) => Some(FetchPlan {
-            url,
-            resolver: server.resolver,
-        }),
+        Ok(url) => Some(FetchPlan { url, resolver }),
         Err(e) => {
             log!(
                 NGX_LOG_WARN,

@@ -22,6 +22,11 @@ use crate::certificate::Protocol;
 /// configuration (`ngx_http_ssl_srv_conf_t` / `ngx_stream_ssl_srv_conf_t`).
 pub struct StaplingServer {
     pub protocol: Protocol,
+    /// `ssl_stapling on` (servers without it matter only for must-staple
+    /// certificates).
+    pub stapling: bool,
+    /// Its `server_name`s (http).
+    pub names: Vec<String>,
     pub ssl: *mut ngx_ssl_t,
     pub verify: bool,
     pub file: Option<String>,
@@ -101,7 +106,7 @@ unsafe fn module_by_name(cycle: *mut ngx_cycle_t, name: &CStr) -> Option<&'stati
 
 /// The main configuration of `block` (ngx_http_module / ngx_stream_module),
 /// as the ctx struct both share: { main_conf, srv_conf, ... }.
-unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<*mut ngx_http_conf_ctx_t> {
+pub(crate) unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<*mut ngx_http_conf_ctx_t> {
     let m = module_by_name(cycle, block)?;
     if (*cycle).conf_ctx.is_null() || m.index >= (*cycle).modules_n {
         return None;
@@ -112,15 +117,29 @@ unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<*mut ngx_ht
     (!ctx.is_null()).then_some(ctx)
 }
 
-/// Every http and stream server with stapling on and an SSL context.
+/// Every http and stream server with an SSL context, stapling on or off.
 ///
 /// # Safety
 /// `cycle` is a cycle whose configuration has been parsed and not freed.
-pub unsafe fn stapling_servers(cycle: *mut ngx_cycle_t) -> Vec<StaplingServer> {
+pub unsafe fn ssl_servers(cycle: *mut ngx_cycle_t) -> Vec<StaplingServer> {
     let mut out = Vec::new();
     http_servers(cycle, &mut out);
     stream_servers(cycle, &mut out);
     out
+}
+
+unsafe fn http_server_names(cscf: *mut ngx_http_core_srv_conf_t) -> Vec<String> {
+    let names = &(*cscf).server_names;
+    if names.elts.is_null() {
+        return Vec::new();
+    }
+    std::slice::from_raw_parts(
+        names.elts as *const nginx_sys::ngx_http_server_name_t,
+        names.nelts,
+    )
+    .iter()
+    .filter_map(|n| str_of(&n.name))
+    .collect()
 }
 
 unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
@@ -144,7 +163,7 @@ unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
             continue;
         }
         let sscf = *(*(*cscf).ctx).srv_conf.add(ssl.ctx_index) as *mut ngx_http_ssl_srv_conf_t;
-        if sscf.is_null() || (*sscf).ssl.ctx.is_null() || (*sscf).stapling <= 0 {
+        if sscf.is_null() || (*sscf).ssl.ctx.is_null() {
             continue;
         }
         let clcf = *(*(*cscf).ctx).loc_conf.add(core.ctx_index) as *mut ngx_http_core_loc_conf_t;
@@ -155,6 +174,8 @@ unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
         };
         out.push(StaplingServer {
             protocol: Protocol::Http,
+            stapling: (*sscf).stapling > 0,
+            names: http_server_names(cscf),
             ssl: &mut (*sscf).ssl,
             verify: (*sscf).stapling_verify > 0,
             file: str_of(&(*sscf).stapling_file),
@@ -190,11 +211,13 @@ unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>)
         }
         let srv_conf = (*(*cscf).ctx).srv_conf;
         let sscf = *srv_conf.add(ssl.ctx_index) as *mut ngx_stream_ssl_srv_conf_t;
-        if sscf.is_null() || (*sscf).ssl.ctx.is_null() || (*sscf).stapling <= 0 {
+        if sscf.is_null() || (*sscf).ssl.ctx.is_null() {
             continue;
         }
         out.push(StaplingServer {
             protocol: Protocol::Stream,
+            stapling: (*sscf).stapling > 0,
+            names: Vec::new(),
             ssl: &mut (*sscf).ssl,
             verify: (*sscf).stapling_verify > 0,
             file: str_of(&(*sscf).stapling_file),

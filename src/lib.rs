@@ -10,8 +10,8 @@ use std::ptr;
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_int_t, ngx_module_t, ngx_msec_t,
     ngx_parse_size, ngx_parse_time, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, ngx_uint_t,
-    NGX_CONF_TAKE1, NGX_CORE_MODULE, NGX_DIRECT_CONF, NGX_LOG_CRIT, NGX_LOG_EMERG, NGX_MAIN_CONF,
-    NGX_PROCESS_SIGNALLER,
+    NGX_CONF_TAKE1, NGX_CORE_MODULE, NGX_DIRECT_CONF, NGX_LOG_CRIT, NGX_LOG_EMERG, NGX_LOG_ERR,
+    NGX_MAIN_CONF, NGX_PROCESS_SIGNALLER,
 };
 use ngx::core::Pool;
 
@@ -21,22 +21,26 @@ pub mod context;
 pub mod discover;
 pub mod fetch;
 pub mod http;
+pub mod http_module;
 pub mod log;
 pub mod net;
 pub mod ocsp;
 pub mod schedule;
 pub mod ssl_ffi;
+pub mod status;
+pub mod store;
 pub mod worker;
 pub mod zone;
 
 use context::{Settings, StaplingContext};
+use http_module::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module, BlockConf, StoreSetting};
 use log::log;
 use schedule::Refresh;
 
 const NGX_OK: ngx_int_t = 0;
-const NGX_ERROR: ngx_int_t = -1;
-const NGX_CONF_OK: *mut c_char = ptr::null_mut();
-const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
+pub(crate) const NGX_ERROR: ngx_int_t = -1;
+pub(crate) const NGX_CONF_OK: *mut c_char = ptr::null_mut();
+pub(crate) const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
 
 const DEFAULT_ZONE_NAME: &str = "ssl_stapling";
 const DEFAULT_ZONE_SIZE: usize = 1024 * 1024;
@@ -121,7 +125,7 @@ unsafe extern "C" fn init_conf(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *m
 
 /// Runs `f`, turning a panic (a bug) into nginx's error return instead of
 /// an abort of the nginx process.
-fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(on_panic)
 }
 
@@ -132,13 +136,29 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
         return NGX_CONF_OK;
     }
     let log_ = (*cycle).log;
-    let servers = discover::stapling_servers(cycle);
-    if servers.is_empty() {
+    let servers = discover::ssl_servers(cycle);
+    if !servers.iter().any(|s| s.stapling) {
+        // Nothing to take over; only must-staple warnings to give.
+        drop(StaplingContext::build(
+            conf.settings,
+            &servers,
+            None,
+            log_,
+            nginx_sys::ngx_time(),
+            false,
+        ));
         return NGX_CONF_OK;
     }
+    let store = match store_of(cycle) {
+        Ok(s) => s,
+        Err(msg) => {
+            log!(NGX_LOG_EMERG, log_, "{msg}");
+            return NGX_CONF_ERROR;
+        }
+    };
 
     let pool = Pool::from_ngx_pool((*cycle).pool);
-    let ctx = StaplingContext::build(conf.settings, &servers, log_, nginx_sys::ngx_time(), true);
+    let ctx = StaplingContext::build(conf.settings, &servers, store, log_, nginx_sys::ngx_time(), true);
     let ctx: *mut StaplingContext = pool.allocate(ctx);
     if ctx.is_null() {
         return NGX_CONF_ERROR;
@@ -176,6 +196,83 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
 
     StaplingContext::install(ctx, &servers);
     NGX_CONF_OK
+}
+
+/// The store `ssl_stapling_store` names in the http and stream blocks
+/// (the same one, or only one of them), prepared for the workers: created
+/// if missing, checked writable by the worker user. A store the workers
+/// cannot write is one error now, and staples are then only read from it.
+unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::Store>, String> {
+    let block = |name: &std::ffi::CStr, index: ngx_uint_t| -> StoreSetting {
+        match discover::block_ctx(cycle, name) {
+            Some(ctx) if !(*ctx).main_conf.is_null() => {
+                let conf = *(*ctx).main_conf.add(index) as *const BlockConf;
+                if conf.is_null() {
+                    StoreSetting::Unset
+                } else {
+                    (*conf).store.clone()
+                }
+            }
+            _ => StoreSetting::Unset,
+        }
+    };
+    let http = block(c"ngx_http_module", ngx_ssl_stapling_http_module.ctx_index);
+    let stream = block(c"ngx_stream_module", ngx_ssl_stapling_stream_module.ctx_index);
+    let dir = match (http, stream) {
+        (StoreSetting::Dir(a), StoreSetting::Dir(b)) if a != b => {
+            return Err(format!(
+                "\"ssl_stapling_store\" is \"{a}\" in http and \"{b}\" in stream: \
+                 there is one store, name the same directory or only one"
+            ))
+        }
+        (StoreSetting::Dir(a), _) | (_, StoreSetting::Dir(a)) => a,
+        _ => return Ok(None),
+    };
+    let path = std::path::PathBuf::from(&dir);
+    let writable = if nginx_sys::ngx_test_config != 0 {
+        true
+    } else {
+        match store::prepare(&path, worker_identity(cycle)) {
+            Ok(()) => true,
+            Err(e) => {
+                log!(
+                    NGX_LOG_ERR,
+                    (*cycle).log,
+                    "ssl_stapling_store \"{dir}\": {e}; staples are not written to it, \
+                     so they are not kept across restarts"
+                );
+                false
+            }
+        }
+    };
+    Ok(Some(store::Store { dir: path, writable }))
+}
+
+/// The user and group the workers will run as, when the master is root.
+unsafe fn worker_identity(cycle: *mut ngx_cycle_t) -> Option<(libc::uid_t, libc::gid_t)> {
+    if libc::geteuid() != 0 {
+        return None;
+    }
+    let ccf = *(*cycle).conf_ctx.add(nginx_sys::ngx_core_module.index) as *const nginx_sys::ngx_core_conf_t;
+    if ccf.is_null() || (*ccf).user == libc::uid_t::MAX {
+        return None;
+    }
+    Some(((*ccf).user, (*ccf).group))
+}
+
+/// The running cycle's context (for the status page).
+///
+/// # Safety
+/// `cycle` is nginx's current cycle.
+pub(crate) unsafe fn context_of_cycle(cycle: *mut ngx_cycle_t) -> Option<&'static StaplingContext> {
+    if cycle.is_null() || (*cycle).conf_ctx.is_null() {
+        return None;
+    }
+    let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
+    if conf.is_null() || (*conf).ctx.is_null() {
+        return None;
+    }
+    Some(&*(*conf).ctx)
 }
 
 /// Zone init, in the master after every (re)configuration, before workers
@@ -296,6 +393,34 @@ unsafe extern "C" fn set_fetch_concurrency(
     }
 }
 
+/// `ssl_stapling_dynamic_max number;`: certificates loaded by variables
+/// kept in the zone (least recently used evicted).
+unsafe extern "C" fn set_dynamic_max(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = &mut *(conf as *mut MainConf);
+    match std::str::from_utf8(arg(cf, 1).as_bytes())
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) if (1..=1_000_000).contains(&n) => {
+            conf.settings.dynamic_max = n;
+            NGX_CONF_OK
+        }
+        _ => {
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "invalid value \"{}\", it must be 1..1000000",
+                arg(cf, 1)
+            );
+            NGX_CONF_ERROR
+        }
+    }
+}
+
 /// `ssl_stapling_serve_revoked on | off;`
 unsafe extern "C" fn set_serve_revoked(
     cf: *mut ngx_conf_t,
@@ -360,7 +485,8 @@ const fn command(
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 6] = [
+static mut COMMANDS: [ngx_command_t; 7] = [
+    command(ngx::ngx_string!("ssl_stapling_dynamic_max"), set_dynamic_max),
     command(ngx::ngx_string!("ssl_stapling_zone"), set_zone),
     command(ngx::ngx_string!("ssl_stapling_fetch_timeout"), set_fetch_timeout),
     command(ngx::ngx_string!("ssl_stapling_refresh"), set_refresh),
@@ -383,4 +509,25 @@ pub static mut ngx_ssl_stapling_module: ngx_module_t = ngx_module_t {
     ..ngx_module_t::default()
 };
 
-ngx::ngx_modules!(ngx_ssl_stapling_module);
+// What nginx's `load_module` reads (ngx::ngx_modules! takes one module).
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_modules: [*const ngx_module_t; 4] = [
+    ptr::addr_of!(ngx_ssl_stapling_module),
+    ptr::addr_of!(ngx_ssl_stapling_http_module),
+    ptr::addr_of!(ngx_ssl_stapling_stream_module),
+    ptr::null(),
+];
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_module_names: [*const c_char; 4] = [
+    c"ngx_ssl_stapling_module".as_ptr(),
+    c"ngx_ssl_stapling_http_module".as_ptr(),
+    c"ngx_ssl_stapling_stream_module".as_ptr(),
+    ptr::null(),
+];
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_module_order: [*const c_char; 1] = [ptr::null()];

@@ -221,6 +221,17 @@ pub fn check_response(
     })
 }
 
+/// The latest nextUpdate in a response, whichever certificate it is for;
+/// `Err` when it is not a successful basic response.
+pub fn peek_next_update(der: &[u8]) -> Result<Option<i64>, OcspError> {
+    let resp = OcspResponse::from_der(der).map_err(|_| OcspError::Parse)?;
+    if resp.status() != OcspResponseStatus::SUCCESSFUL {
+        return Err(OcspError::NotSuccessful(response_status_name(resp.status())));
+    }
+    let basic = resp.basic().map_err(|_| OcspError::NotBasic)?;
+    Ok(ssl_ffi::latest_next_update(&basic))
+}
+
 /// RFC 6960 4.2.2.1 validity window, with nginx's skew allowance for
 /// thisUpdate; a nextUpdate in the past is always refused.
 pub fn check_validity(this_update: i64, next_update: Option<i64>, now: i64) -> Result<(), OcspError> {

@@ -211,3 +211,58 @@ pub unsafe fn set_staple(ssl: *mut sys::SSL, der: &[u8]) -> bool {
     sys::SSL_set_tlsext_status_ocsp_resp(ssl, p, len);
     true
 }
+
+/// The latest nextUpdate among the response's SingleResponses (None when
+/// none has one): how long a stored response could be of any use.
+pub fn latest_next_update(basic: &OcspBasicResponseRef) -> Option<i64> {
+    let bs = basic.as_ptr();
+    let mut latest = None;
+    // SAFETY: as in `find_by_serial_and_issuer_name`.
+    unsafe {
+        for i in 0..OCSP_resp_count(bs) {
+            let single = OCSP_resp_get0(bs, i);
+            if single.is_null() {
+                continue;
+            }
+            let mut next = ptr::null_mut();
+            OCSP_single_get0_status(
+                single,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut next,
+            );
+            if next.is_null() {
+                continue;
+            }
+            if let Ok(t) = generalized_to_unix(Asn1GeneralizedTimeRef::from_ptr(next)) {
+                latest = latest.max(Some(t));
+            }
+        }
+    }
+    latest
+}
+
+/// `SSL_CTRL_GET_CHAIN_CERTS` from ssl.h.
+const SSL_CTRL_GET_CHAIN_CERTS: c_int = 115;
+
+/// The chain of the certificate in use on a connection (nginx sets it with
+/// `SSL_set0_chain` when it loads certificates by variables), else the
+/// chain of the SSL_CTX's current certificate.
+///
+/// # Safety
+/// `ssl` must be a live connection.
+pub unsafe fn connection_chain(ssl: *mut sys::SSL) -> Vec<X509> {
+    let mut chain: *mut sys::stack_st_X509 = ptr::null_mut();
+    sys::SSL_ctrl(
+        ssl,
+        SSL_CTRL_GET_CHAIN_CERTS,
+        0,
+        (&mut chain as *mut *mut sys::stack_st_X509).cast(),
+    );
+    if chain.is_null() {
+        return Vec::new();
+    }
+    let stack: &StackRef<X509> = StackRef::from_ptr(chain);
+    stack.iter().map(|c| c.to_owned()).collect()
+}

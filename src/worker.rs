@@ -19,13 +19,42 @@ use crate::fetch::{fetch, FetchError};
 use crate::log::log;
 use crate::ocsp::{CertStatus, CheckedResponse};
 use crate::schedule;
-use crate::zone::{StapleSource, Zone};
+use crate::zone::{FetchResult, StapleSource, Zone};
 
 /// The longest a worker sleeps between looks at the zone: how soon it
 /// notices a lease left by a dead worker, or work for a new certificate.
 const MAX_IDLE_SECS: i64 = 5;
 
 static mut TASK: Option<Task<()>> = None;
+
+thread_local! {
+    /// Wakes the fetch loop: a certificate loaded by variables was met.
+    static NOTIFY: Rc<Notify> = Rc::new(Notify::default());
+}
+
+/// Asks this worker's fetch loop to look at its certificates now.
+pub fn wake() {
+    NOTIFY.with(|n| n.notify());
+}
+
+/// A certificate of the configuration (lives as long as the cycle) or one
+/// met while serving (this worker holds it while it is in use).
+#[derive(Clone)]
+enum CertRef {
+    Static(&'static Certificate),
+    Dynamic(Rc<Certificate>),
+}
+
+impl std::ops::Deref for CertRef {
+    type Target = Certificate;
+
+    fn deref(&self) -> &Certificate {
+        match self {
+            CertRef::Static(c) => c,
+            CertRef::Dynamic(c) => c,
+        }
+    }
+}
 
 fn exiting() -> bool {
     // SAFETY: plain reads of nginx's process-state globals.
@@ -53,9 +82,6 @@ fn alive(pid: i32) -> bool {
 /// # Safety
 /// `ctx` is the cycle's context: it outlives the worker's event loop.
 pub unsafe fn start(ctx: *const StaplingContext, log: *mut ngx_log_t) {
-    if (*ctx).certs.iter().all(|c| c.plan.is_none()) {
-        return;
-    }
     let task = spawn(CatchPanic {
         inner: Box::pin(run(ctx, log)),
         log,
@@ -144,7 +170,7 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
     let ctx: &'static StaplingContext = unsafe { &*ctx };
     let Some(zone) = ctx.zone() else { return };
     let limit = ctx.settings.fetch_concurrency.max(1);
-    let notify = Rc::new(Notify::default());
+    let notify = NOTIFY.with(|n| n.clone());
     let in_flight = Rc::new(Cell::new(0usize));
     // Dropping these (when the worker exits) cancels the fetches in flight.
     let mut fetches: Vec<Task<()>> = Vec::new();
@@ -155,13 +181,20 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
         }
         fetches.retain(|t| !t.is_finished());
         let mut wake = now() + MAX_IDLE_SECS;
-        let n = ctx.certs.len();
+        let dynamic = ctx.dynamic_snapshot();
+        let n = ctx.certs.len() + dynamic.len();
         // Resume where the last pass stopped: restarting from the first
         // certificate each time a fetch ends would make the initial fetch
         // of N certificates cost N * N looks at the zone.
         for k in 0..n {
             let i = (cursor + k) % n;
-            let Some(cert) = ctx.certs.get(i) else { break };
+            let cert = match ctx.certs.get(i) {
+                Some(c) => CertRef::Static(c),
+                None => match dynamic.get(i - ctx.certs.len()) {
+                    Some(c) => CertRef::Dynamic(c.clone()),
+                    None => break,
+                },
+            };
             if exiting() {
                 return;
             }
@@ -172,7 +205,7 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
             if cert.plan.is_none() {
                 continue;
             }
-            match claim(ctx, zone, cert) {
+            match claim(ctx, zone, &cert) {
                 Claim::Later(at) => wake = wake.min(at),
                 Claim::Fetch => {
                     cursor = i + 1;
@@ -180,7 +213,7 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
                     let (notify, in_flight) = (notify.clone(), in_flight.clone());
                     fetches.push(spawn(CatchPanic {
                         inner: Box::pin(async move {
-                            fetch_one(ctx, zone, cert, log).await;
+                            fetch_one(ctx, zone, &cert, log).await;
                             in_flight.set(in_flight.get().saturating_sub(1));
                             notify.notify();
                         }),
@@ -257,11 +290,15 @@ fn apply(
     let e = unsafe { &mut *e };
     e.lease_pid = 0;
     e.lease_until = 0;
+    e.last_fetch = now;
+    let mut persist: Option<Option<Vec<u8>>> = None;
 
     let outcome: (usize, String) = match result {
         Ok(resp) if resp.status == CertStatus::Revoked && !ctx.settings.serve_revoked => {
             let new = e.status != CertStatus::Revoked || e.this_update != resp.this_update;
             z.clear(e);
+            e.last_result = FetchResult::Revoked;
+            persist = Some(None);
             e.status = CertStatus::Revoked;
             e.this_update = resp.this_update;
             e.next_update = resp.next_update.unwrap_or(0);
@@ -270,6 +307,8 @@ fn apply(
             e.set_last_error("certificate is revoked");
             e.next_refresh = schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
             if !new {
+                drop(z);
+                ctx.persist(cert, None, log);
                 return;
             }
             (
@@ -291,6 +330,8 @@ fn apply(
         ),
         Ok(resp) => match z.store(e, &resp, StapleSource::Fetched, now) {
             Ok(()) => {
+                e.last_result = FetchResult::Ok;
+                persist = Some(Some(resp.der.clone()));
                 e.fetch_ok += 1;
                 e.failures = 0;
                 e.set_last_error("");
@@ -323,6 +364,9 @@ fn apply(
         Err(err) => fail(e, policy, now, random, name, &url, &err.to_string()),
     };
     drop(z);
+    if let Some(der) = persist {
+        ctx.persist(cert, der.as_deref(), log);
+    }
     let (level, msg) = outcome;
     log!(level, log, "{msg}");
 }
@@ -339,6 +383,7 @@ fn fail(
 ) -> (usize, String) {
     e.failures = e.failures.saturating_add(1);
     e.fetch_failed += 1;
+    e.last_result = FetchResult::Failed;
     e.set_last_error(cause);
     let kept = e.servable(now).map(|_| e.next_update);
     e.next_refresh = schedule::after_failure(policy, e.failures, kept.filter(|&n| n != 0), now, random);

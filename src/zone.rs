@@ -20,7 +20,7 @@ use crate::ocsp::{CertStatus, CheckedResponse};
 
 /// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
 /// with another value is wiped and started afresh.
-const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0001;
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0002;
 
 const LAST_ERROR_LEN: usize = 120;
 
@@ -33,6 +33,8 @@ struct Root {
     /// not marked with the current value belong to removed certificates.
     config_seq: u64,
     entries: usize,
+    /// Entries of certificates registered while serving (variables).
+    dynamic_entries: usize,
     full_logged: usize,
     tree: ngx_rbtree_t,
     sentinel: ngx_rbtree_node_t,
@@ -69,9 +71,41 @@ pub struct Entry {
     pub fetch_failed: u64,
     pub stapled: u64,
     pub unstapled: u64,
+    /// When the last fetch ended, and how.
+    pub last_fetch: i64,
+    pub last_result: FetchResult,
+    /// Registered by a handshake (a certificate loaded by variables), not
+    /// by the configuration; evicted least recently used first.
+    dynamic: bool,
+    /// Last handshake that asked for it (dynamic entries' LRU order).
+    pub last_used: i64,
+    /// When "must-staple certificate served without a staple" was last
+    /// logged, so that all workers together log it once a minute.
+    pub gap_logged: i64,
     last_error: [u8; LAST_ERROR_LEN],
     last_error_len: usize,
     config_seq: u64,
+}
+
+/// How the last fetch of an entry ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FetchResult {
+    None = 0,
+    Ok = 1,
+    Failed = 2,
+    Revoked = 3,
+}
+
+impl FetchResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchResult::None => "none",
+            FetchResult::Ok => "ok",
+            FetchResult::Failed => "failed",
+            FetchResult::Revoked => "revoked",
+        }
+    }
 }
 
 impl Entry {
@@ -96,6 +130,11 @@ impl Entry {
             fetch_failed: 0,
             stapled: 0,
             unstapled: 0,
+            last_fetch: 0,
+            last_result: FetchResult::None,
+            dynamic: false,
+            last_used: 0,
+            gap_logged: 0,
             last_error: [0; LAST_ERROR_LEN],
             last_error_len: 0,
             config_seq,
@@ -114,6 +153,19 @@ impl Entry {
         }
         // SAFETY: der/der_len describe a live slab allocation owned by this
         // entry; it is only read under the zone lock.
+        Some(unsafe { std::slice::from_raw_parts(self.der, self.der_len) })
+    }
+
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
+    }
+
+    /// The staple's DER, whatever its validity (for the disk store).
+    pub fn der(&self) -> Option<&[u8]> {
+        if self.der.is_null() || self.der_len == 0 {
+            return None;
+        }
+        // SAFETY: as in `servable`.
         Some(unsafe { std::slice::from_raw_parts(self.der, self.der_len) })
     }
 
@@ -332,6 +384,13 @@ impl Locked<'_> {
             // raw pointer only ends the borrow of `self` taken by `find`.
             let e = unsafe { &mut *e };
             e.config_seq = seq;
+            if e.dynamic {
+                // Now configured: no longer subject to eviction.
+                e.dynamic = false;
+                if let Some(root) = self.root() {
+                    root.dynamic_entries -= 1;
+                }
+            }
             return Ok(e);
         }
         let root = self.root().ok_or(ZoneFull)? as *mut Root;
@@ -346,36 +405,129 @@ impl Locked<'_> {
         }
     }
 
-    /// Frees the entries no configuration since `seq` registered.
-    pub fn sweep(&mut self, seq: u64) -> usize {
-        let Some(root) = self.root() else { return 0 };
-        let root = root as *mut Root;
-        let mut stale = Vec::new();
-        // SAFETY: collect first, then delete, so the walk never sees a
-        // half-rebalanced tree.
+    /// Every entry, in tree order (for sweeps and the status page).
+    fn entries(&mut self) -> Vec<*mut Entry> {
+        let Some(root) = self.root() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        // SAFETY: walking a valid tree under the lock.
         unsafe {
-            let sentinel = (*root).tree.sentinel;
-            let mut stack = vec![(*root).tree.root];
+            let sentinel = root.tree.sentinel;
+            let mut stack = vec![root.tree.root];
             while let Some(n) = stack.pop() {
                 if n.is_null() || n == sentinel {
                     continue;
                 }
-                if (*(n as *mut Entry)).config_seq != seq {
-                    stale.push(n as *mut Entry);
-                }
+                out.push(n as *mut Entry);
                 stack.push((*n).left);
                 stack.push((*n).right);
             }
-            for e in &stale {
-                ngx_rbtree_delete(&mut (*root).tree, &mut (**e).node);
-                if !(**e).der.is_null() {
-                    self.free((**e).der);
-                }
-                self.free((*e).cast());
-                (*root).entries -= 1;
-            }
+        }
+        out
+    }
+
+    /// Calls `f` with every entry.
+    pub fn for_each(&mut self, mut f: impl FnMut(&Entry)) {
+        for e in self.entries() {
+            // SAFETY: entries stay allocated while the lock is held.
+            f(unsafe { &*e });
+        }
+    }
+
+    /// Unlinks and frees one entry.
+    ///
+    /// # Safety
+    /// `e` is an entry of this zone's tree; the lock is held.
+    unsafe fn remove(&mut self, e: *mut Entry) {
+        let Some(root) = self.root() else { return };
+        let root = root as *mut Root;
+        ngx_rbtree_delete(&mut (*root).tree, &mut (*e).node);
+        (*root).entries -= 1;
+        if (*e).dynamic {
+            (*root).dynamic_entries -= 1;
+        }
+        if !(*e).der.is_null() {
+            self.free((*e).der);
+        }
+        self.free(e.cast());
+    }
+
+    /// Frees the entries no configuration since `seq` registered. Entries
+    /// of certificates loaded by variables stay (bounded by their maximum):
+    /// the next configuration may well serve them again.
+    pub fn sweep(&mut self, seq: u64) -> usize {
+        // Collect first, then delete, so the walk never sees a
+        // half-rebalanced tree.
+        // SAFETY: entries stay allocated while the lock is held.
+        let stale: Vec<_> = self
+            .entries()
+            .into_iter()
+            .filter(|&e| unsafe { !(*e).dynamic && (*e).config_seq != seq })
+            .collect();
+        for &e in &stale {
+            // SAFETY: an entry of this tree, lock held.
+            unsafe { self.remove(e) };
         }
         stale.len()
+    }
+
+    pub fn dynamic_entries(&mut self) -> usize {
+        self.root().map_or(0, |r| r.dynamic_entries)
+    }
+
+    /// Evicts least recently used dynamic entries until at most `max` are
+    /// left; returns how many went.
+    pub fn trim_dynamic(&mut self, max: usize) -> usize {
+        let mut evicted = 0;
+        while self.dynamic_entries() > max {
+            // SAFETY: entries stay allocated while the lock is held.
+            let oldest = self
+                .entries()
+                .into_iter()
+                .filter(|&e| unsafe { (*e).dynamic })
+                .min_by_key(|&e| unsafe { (*e).last_used });
+            let Some(e) = oldest else { break };
+            // SAFETY: an entry of this tree, lock held.
+            unsafe { self.remove(e) };
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// The entry of a certificate met during a handshake (loaded by
+    /// variables), created if missing; at most `max` such entries exist,
+    /// the least recently used is evicted to make room. `created` tells
+    /// whether it is new.
+    pub fn register_dynamic(
+        &mut self,
+        key: &CertificateKey,
+        now: i64,
+        max: usize,
+    ) -> Result<(&mut Entry, bool), ZoneFull> {
+        if let Some(e) = self.find(key).map(|e| e as *mut Entry) {
+            // SAFETY: as in `register`.
+            let e = unsafe { &mut *e };
+            e.last_used = now;
+            return Ok((e, false));
+        }
+        if max == 0 {
+            return Err(ZoneFull);
+        }
+        self.trim_dynamic(max - 1);
+        let root = self.root().ok_or(ZoneFull)? as *mut Root;
+        let p = self.alloc(mem::size_of::<Entry>()).ok_or(ZoneFull)? as *mut Entry;
+        // SAFETY: fresh allocation of the right size; tree and root are ours.
+        unsafe {
+            ptr::write(p, Entry::new(*key, (*root).config_seq));
+            (*p).node.key = tree_key(key);
+            (*p).dynamic = true;
+            (*p).last_used = now;
+            ngx_rbtree_insert(&mut (*root).tree, &mut (*p).node);
+            (*root).entries += 1;
+            (*root).dynamic_entries += 1;
+            Ok((&mut *p, true))
+        }
     }
 
     /// Replaces the entry's staple. On failure the previous staple stays.

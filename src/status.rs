@@ -1,0 +1,570 @@
+//! The status page (`ssl_stapling_status;`): every stapled certificate with
+//! its staple, its schedule and its counters, as JSON or as Prometheus text.
+//! Rendering works on plain copies taken under the zone lock in one go, so
+//! the page costs the handshake path nothing but that copy.
+
+use std::fmt::Write;
+
+use crate::certificate::Certificate;
+use crate::ocsp::CertStatus;
+use crate::zone::{Entry, FetchResult, StapleSource};
+
+/// One certificate as the page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct CertView {
+    pub subject: Option<String>,
+    pub serial: Option<String>,
+    pub sha256: String,
+    pub servers: Vec<String>,
+    pub protocol: &'static str,
+    pub responder: Option<String>,
+    pub file: Option<String>,
+    pub dynamic: bool,
+    pub must_staple: bool,
+    pub state: Option<EntryView>,
+}
+
+/// A copy of a zone entry.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryView {
+    pub source: StapleSource,
+    pub has_staple: bool,
+    pub status: CertStatus,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub next_refresh: i64,
+    pub last_fetch: i64,
+    pub last_result: FetchResult,
+    pub last_error: [u8; 120],
+    pub last_error_len: usize,
+    pub fetch_ok: u64,
+    pub fetch_failed: u64,
+    pub stapled: u64,
+    pub unstapled: u64,
+    pub bytes: usize,
+}
+
+impl EntryView {
+    pub fn of(e: &Entry) -> Self {
+        let err = e.last_error();
+        let mut last_error = [0u8; 120];
+        let n = err.len().min(last_error.len());
+        last_error[..n].copy_from_slice(&err[..n]);
+        EntryView {
+            source: e.source,
+            has_staple: e.der().is_some(),
+            status: e.status,
+            this_update: e.this_update,
+            next_update: e.next_update,
+            next_refresh: e.next_refresh,
+            last_fetch: e.last_fetch,
+            last_result: e.last_result,
+            last_error,
+            last_error_len: n,
+            fetch_ok: e.fetch_ok,
+            fetch_failed: e.fetch_failed,
+            stapled: e.stapled,
+            unstapled: e.unstapled,
+            bytes: e.der().map_or(0, |d| d.len()),
+        }
+    }
+
+    fn error(&self) -> String {
+        String::from_utf8_lossy(&self.last_error[..self.last_error_len.min(120)]).into_owned()
+    }
+
+    /// A staple that may be served at `now`.
+    pub fn valid(&self, now: i64) -> bool {
+        self.has_staple && (self.next_update == 0 || self.next_update > now)
+    }
+
+    fn status_str(&self) -> &'static str {
+        if self.has_staple {
+            self.status.as_str()
+        } else if self.last_result == FetchResult::Revoked {
+            "revoked"
+        } else {
+            "none"
+        }
+    }
+}
+
+fn source_str(s: StapleSource) -> &'static str {
+    match s {
+        StapleSource::None => "none",
+        StapleSource::File => "file",
+        StapleSource::Fetched => "fetched",
+        StapleSource::Store => "store",
+    }
+}
+
+pub struct ZoneView {
+    pub name: String,
+    pub size: usize,
+    pub used: usize,
+    pub entries: usize,
+    pub dynamic_entries: usize,
+}
+
+pub struct Page {
+    pub now: i64,
+    pub zone: Option<ZoneView>,
+    pub certs: Vec<CertView>,
+}
+
+impl CertView {
+    pub fn of(cert: &Certificate, dynamic: bool) -> Self {
+        let serial = cert
+            .x509
+            .serial_number()
+            .to_bn()
+            .ok()
+            .and_then(|b| b.to_hex_str().ok().map(|h| h.to_lowercase()));
+        CertView {
+            subject: Some(crate::context::subject_of(&cert.x509)),
+            serial,
+            sha256: cert.key.to_string(),
+            servers: cert.servers.clone(),
+            protocol: match cert.protocol {
+                crate::certificate::Protocol::Http => "http",
+                crate::certificate::Protocol::Stream => "stream",
+            },
+            responder: cert.plan.as_ref().map(|p| p.url.to_string()),
+            file: cert.file.clone(),
+            dynamic,
+            must_staple: cert.must_staple,
+            state: None,
+        }
+    }
+}
+
+/// Copies what the page shows: the configured certificates, then those
+/// loaded by variables (the zone's, described by this worker where it
+/// knows them).
+pub fn collect(ctx: &crate::context::StaplingContext, now: i64) -> Page {
+    let mut certs: Vec<CertView> = ctx.certs.iter().map(|c| CertView::of(c, false)).collect();
+    let dynamic = ctx.dynamic_snapshot();
+    let Some(zone) = ctx.zone() else {
+        return Page {
+            now,
+            zone: None,
+            certs,
+        };
+    };
+    let mut dynamic_states = Vec::new();
+    let zone_view;
+    {
+        let mut z = zone.lock();
+        for view in certs.iter_mut() {
+            if let Ok(key) = parse_hex_key(&view.sha256) {
+                view.state = z.find(&key).map(|e| EntryView::of(e));
+            }
+        }
+        z.for_each(|e| {
+            if e.is_dynamic() {
+                dynamic_states.push((e.key, EntryView::of(e)));
+            }
+        });
+        let usage = z.usage();
+        zone_view = ZoneView {
+            name: ctx.zone_name(),
+            size: usage.size,
+            used: usage.used(),
+            entries: usage.entries,
+            dynamic_entries: z.dynamic_entries(),
+        };
+    }
+    for (key, state) in dynamic_states {
+        let mut view = match dynamic.iter().find(|c| c.key == key) {
+            Some(c) => CertView::of(c, true),
+            None => CertView {
+                sha256: key.to_string(),
+                dynamic: true,
+                ..CertView::default()
+            },
+        };
+        view.state = Some(state);
+        certs.push(view);
+    }
+    Page {
+        now,
+        zone: Some(zone_view),
+        certs,
+    }
+}
+
+fn parse_hex_key(hex: &str) -> Result<crate::certificate::CertificateKey, ()> {
+    let mut key = [0u8; 32];
+    if hex.len() != 64 {
+        return Err(());
+    }
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or(())?;
+    }
+    Ok(crate::certificate::CertificateKey(key))
+}
+
+/// Unix seconds as RFC 3339 UTC.
+pub fn rfc3339(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_opt_str(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+fn json_time(out: &mut String, t: i64) {
+    if t == 0 {
+        out.push_str("null");
+    } else {
+        json_str(out, &rfc3339(t));
+    }
+}
+
+pub fn render_json(page: &Page, module_version: &str, nginx_version: &str) -> String {
+    let mut o = String::with_capacity(512 + page.certs.len() * 900);
+    o.push_str("{\"module_version\":");
+    json_str(&mut o, module_version);
+    o.push_str(",\"nginx_version\":");
+    json_str(&mut o, nginx_version);
+    o.push_str(",\"time\":");
+    json_time(&mut o, page.now);
+    o.push_str(",\"zone\":");
+    match &page.zone {
+        Some(z) => {
+            o.push_str("{\"name\":");
+            json_str(&mut o, &z.name);
+            let _ = write!(
+                o,
+                ",\"size\":{},\"used\":{},\"entries\":{},\"dynamic_entries\":{}}}",
+                z.size, z.used, z.entries, z.dynamic_entries
+            );
+        }
+        None => o.push_str("null"),
+    }
+    o.push_str(",\"certificates\":[");
+    for (i, c) in page.certs.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        o.push_str("\n{\"subject\":");
+        json_opt_str(&mut o, c.subject.as_deref());
+        o.push_str(",\"serial\":");
+        json_opt_str(&mut o, c.serial.as_deref());
+        o.push_str(",\"sha256\":");
+        json_str(&mut o, &c.sha256);
+        o.push_str(",\"servers\":[");
+        for (j, s) in c.servers.iter().enumerate() {
+            if j > 0 {
+                o.push(',');
+            }
+            json_str(&mut o, s);
+        }
+        o.push_str("],\"protocol\":");
+        json_opt_str(&mut o, (!c.protocol.is_empty()).then_some(c.protocol));
+        o.push_str(",\"responder\":");
+        json_opt_str(&mut o, c.responder.as_deref());
+        o.push_str(",\"file\":");
+        json_opt_str(&mut o, c.file.as_deref());
+        let _ = write!(
+            o,
+            ",\"loaded_by_variables\":{},\"must_staple\":{}",
+            c.dynamic, c.must_staple
+        );
+        let s = c.state;
+        let valid = s.is_some_and(|s| s.valid(page.now));
+        let _ = write!(o, ",\"valid\":{valid},\"gap\":{}", c.must_staple && !valid);
+        o.push_str(",\"source\":");
+        json_str(&mut o, s.map_or("none", |s| source_str(s.source)));
+        o.push_str(",\"status\":");
+        json_str(&mut o, s.map_or("none", |s| s.status_str()));
+        let has = s.filter(|s| s.has_staple);
+        o.push_str(",\"this_update\":");
+        json_time(&mut o, has.map_or(0, |s| s.this_update));
+        o.push_str(",\"next_update\":");
+        json_time(&mut o, has.map_or(0, |s| s.next_update));
+        o.push_str(",\"next_refresh\":");
+        json_time(
+            &mut o,
+            s.filter(|_| c.responder.is_some()).map_or(0, |s| s.next_refresh),
+        );
+        let _ = write!(o, ",\"bytes\":{}", s.map_or(0, |s| s.bytes));
+        o.push_str(",\"last_fetch\":");
+        match s.filter(|s| s.last_fetch != 0) {
+            Some(s) => {
+                o.push_str("{\"time\":");
+                json_time(&mut o, s.last_fetch);
+                o.push_str(",\"result\":");
+                json_str(&mut o, s.last_result.as_str());
+                o.push_str(",\"error\":");
+                let e = s.error();
+                json_opt_str(&mut o, (!e.is_empty()).then_some(e.as_str()));
+                o.push('}');
+            }
+            None => o.push_str("null"),
+        }
+        let (ok, failed, stapled, unstapled) = s.map_or((0, 0, 0, 0), |s| {
+            (s.fetch_ok, s.fetch_failed, s.stapled, s.unstapled)
+        });
+        let _ = write!(
+            o,
+            ",\"fetches\":{{\"ok\":{ok},\"failed\":{failed}}},\"handshakes\":{{\"stapled\":{stapled},\"unstapled\":{unstapled}}}}}"
+        );
+    }
+    o.push_str("\n]}\n");
+    o
+}
+
+fn label(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str) -> String {
+    let mut o = String::with_capacity(1024 + page.certs.len() * 1200);
+    o.push_str("# HELP ssl_stapling_info Module and nginx versions.\n# TYPE ssl_stapling_info gauge\n");
+    o.push_str("ssl_stapling_info{module_version=");
+    label(&mut o, module_version);
+    o.push_str(",nginx_version=");
+    label(&mut o, nginx_version);
+    o.push_str("} 1\n");
+    if let Some(z) = &page.zone {
+        for (name, help, v) in [
+            ("ssl_stapling_zone_size_bytes", "Size of the shared zone.", z.size),
+            (
+                "ssl_stapling_zone_used_bytes",
+                "Bytes of the shared zone in use.",
+                z.used,
+            ),
+            (
+                "ssl_stapling_zone_entries",
+                "Certificates in the shared zone.",
+                z.entries,
+            ),
+            (
+                "ssl_stapling_zone_dynamic_entries",
+                "Certificates loaded by variables in the shared zone.",
+                z.dynamic_entries,
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+            o.push_str(name);
+            o.push_str("{zone=");
+            label(&mut o, &z.name);
+            let _ = writeln!(o, "}} {v}");
+        }
+    }
+    let labels = |c: &CertView| {
+        let mut l = String::from("{sha256=");
+        label(&mut l, c.sha256.get(..16).unwrap_or(&c.sha256));
+        l.push_str(",subject=");
+        label(&mut l, c.subject.as_deref().unwrap_or(""));
+        l.push_str(",serial=");
+        label(&mut l, c.serial.as_deref().unwrap_or(""));
+        l
+    };
+    type Metric = (&'static str, &'static str, &'static str);
+    let gauges: [Metric; 4] = [
+        (
+            "ssl_stapling_staple_valid_seconds",
+            "gauge",
+            "Seconds until the staple's nextUpdate (0 without a valid staple, +Inf without nextUpdate).",
+        ),
+        (
+            "ssl_stapling_staple_valid",
+            "gauge",
+            "1 when a valid staple is served.",
+        ),
+        (
+            "ssl_stapling_must_staple",
+            "gauge",
+            "1 for must-staple (RFC 7633) certificates.",
+        ),
+        (
+            "ssl_stapling_next_refresh_seconds",
+            "gauge",
+            "Seconds until the next fetch (negative when due).",
+        ),
+    ];
+    for (i, (name, kind, help)) in gauges.iter().enumerate() {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for c in &page.certs {
+            let s = c.state;
+            let valid = s.is_some_and(|s| s.valid(page.now));
+            let value = match i {
+                0 => match s {
+                    Some(s) if valid && s.next_update == 0 => "+Inf".to_string(),
+                    Some(s) if valid => (s.next_update - page.now).to_string(),
+                    _ => "0".to_string(),
+                },
+                1 => u8::from(valid).to_string(),
+                2 => u8::from(c.must_staple).to_string(),
+                _ => {
+                    if c.responder.is_none() {
+                        continue;
+                    }
+                    s.map_or(0, |s| s.next_refresh - page.now).to_string()
+                }
+            };
+            let _ = writeln!(o, "{name}{}}} {value}", labels(c));
+        }
+    }
+    let counters: [(&str, &str, &str, [(&str, fn(&EntryView) -> u64); 2]); 2] = [
+        (
+            "ssl_stapling_fetches_total",
+            "OCSP fetches by result.",
+            "result",
+            [("ok", |s| s.fetch_ok), ("failed", |s| s.fetch_failed)],
+        ),
+        (
+            "ssl_stapling_handshakes_total",
+            "Handshakes asking for a staple, by whether one was sent.",
+            "stapled",
+            [("yes", |s| s.stapled), ("no", |s| s.unstapled)],
+        ),
+    ];
+    for (name, help, key, values) in counters {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+        for c in &page.certs {
+            for (v, get) in values {
+                let n = c.state.as_ref().map_or(0, get);
+                let _ = writeln!(o, "{name}{},{key}=\"{v}\"}} {n}", labels(c));
+            }
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_305_600 + 3661), "2026-11-22T01:01:01Z");
+    }
+
+    fn page() -> Page {
+        let mut err = [0u8; 120];
+        err[..7].copy_from_slice(b"timeout");
+        Page {
+            now: 1000,
+            zone: Some(ZoneView {
+                name: "z".into(),
+                size: 1 << 20,
+                used: 4096,
+                entries: 1,
+                dynamic_entries: 0,
+            }),
+            certs: vec![CertView {
+                subject: Some("CN=a \"quoted\"".into()),
+                serial: Some("1f".into()),
+                sha256: "ab".repeat(32),
+                servers: vec!["a.test".into()],
+                protocol: "http",
+                responder: Some("http://ocsp.test/".into()),
+                file: None,
+                dynamic: false,
+                must_staple: true,
+                state: Some(EntryView {
+                    source: StapleSource::Fetched,
+                    has_staple: true,
+                    status: CertStatus::Good,
+                    this_update: 900,
+                    next_update: 1600,
+                    next_refresh: 1250,
+                    last_fetch: 990,
+                    last_result: FetchResult::Failed,
+                    last_error: err,
+                    last_error_len: 7,
+                    fetch_ok: 3,
+                    fetch_failed: 1,
+                    stapled: 10,
+                    unstapled: 2,
+                    bytes: 500,
+                }),
+            }],
+        }
+    }
+
+    #[test]
+    fn json_has_the_fields() {
+        let j = render_json(&page(), "0.1.0", "1.28.3");
+        for want in [
+            "\"subject\":\"CN=a \\\"quoted\\\"\"",
+            "\"serial\":\"1f\"",
+            "\"servers\":[\"a.test\"]",
+            "\"source\":\"fetched\"",
+            "\"status\":\"good\"",
+            "\"next_update\":\"1970-01-01T00:26:40Z\"",
+            "\"last_fetch\":{\"time\":\"1970-01-01T00:16:30Z\",\"result\":\"failed\",\"error\":\"timeout\"}",
+            "\"fetches\":{\"ok\":3,\"failed\":1}",
+            "\"handshakes\":{\"stapled\":10,\"unstapled\":2}",
+            "\"must_staple\":true,\"valid\":true,\"gap\":false",
+        ] {
+            assert!(j.contains(want), "{want} not in {j}");
+        }
+    }
+
+    #[test]
+    fn prometheus_lines() {
+        let p = render_prometheus(&page(), "0.1.0", "1.28.3");
+        assert!(p.contains("ssl_stapling_staple_valid_seconds{sha256=\"abababababababab\",subject=\"CN=a \\\"quoted\\\"\",serial=\"1f\"} 600\n"));
+        assert!(p.contains(",result=\"failed\"} 1\n"));
+        assert!(p.contains("# TYPE ssl_stapling_fetches_total counter\n"));
+        for line in p.lines() {
+            assert!(line.starts_with('#') || line.rsplit_once(' ').is_some());
+        }
+    }
+}
