@@ -342,6 +342,33 @@ sub serial {
 	return $1;
 }
 
+# Hex SHA-256 of a certificate's DER: its id in the zone, the store and
+# the status page.
+sub cert_sha256 {
+	my ($self, $name) = @_;
+	my $der = `openssl x509 -in $self->{dir}/$name.crt -outform DER`;
+	die "cannot read $name.crt\n" if $? || !length $der;
+	require Digest::SHA;
+	return Digest::SHA::sha256_hex($der);
+}
+
+# A plain HTTP/1.0 request to 127.0.0.1:$port; returns (status, headers
+# as one string, body).
+sub http_request {
+	my ($self, $port, $path, %o) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 10)
+		or return (0, '', "connect: $!");
+	my $method = $o{method} // 'GET';
+	my $extra = join '', map { "$_: $o{headers}{$_}\r\n" } sort keys %{$o{headers} // {}};
+	print $s "$method $path HTTP/1.0\r\nHost: localhost\r\n$extra\r\n";
+	local $/;
+	my $resp = <$s> // '';
+	close $s;
+	my ($head, $body) = split /\r\n\r\n/, $resp, 2;
+	my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
+	return ($status // 0, $head // '', $body // '');
+}
+
 # Sets a certificate's line in its CA's index (what `openssl ocsp`
 # answers from): good or revoked.
 sub set_status {
