@@ -1,0 +1,84 @@
+#!/usr/bin/perl
+
+# Must-staple certificates (TLS Feature status_request, RFC 7633): a
+# warning at startup when stapling is off for one; while one is served
+# without a staple, an error at most once a minute (all workers together)
+# and the gap on the status page.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use JSON::PP;
+use StaplingTest qw(wait_for);
+
+my $t = StaplingTest->new;
+my $closed = $t->port('closed');
+my $ocsp = $t->port('ocsp');
+$t->make_ca('root');
+$t->make_cert('ms', ca => 'root', ocsp => "http://127.0.0.1:$closed/", must_staple => 1);
+$t->make_cert('off', ca => 'root', ocsp => "http://127.0.0.1:$closed/", must_staple => 1);
+$t->make_cert('fine', ca => 'root', ocsp => "http://127.0.0.1:$ocsp/", must_staple => 1);
+$t->start_ocsp_responder(ca => 'root', port => $ocsp);
+
+$t->write_config(<<'EOF');
+worker_processes 2;
+events { }
+http {
+    server {
+        listen 127.0.0.1:%%PORT_0%% ssl;
+        ssl_certificate ms.chain.crt;
+        ssl_certificate_key ms.key;
+        ssl_stapling on;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_1%% ssl;
+        ssl_certificate off.chain.crt;
+        ssl_certificate_key off.key;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_2%% ssl;
+        ssl_certificate fine.chain.crt;
+        ssl_certificate_key fine.key;
+        ssl_stapling on;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_3%%;
+        location / { ssl_stapling_status; }
+    }
+}
+EOF
+$t->run(workers => 2);
+
+my $log = $t->read_log;
+like($log, qr/\[warn\] .*certificate "[^"]*off\.chain\.crt" is must-staple \(TLS Feature status_request, RFC 7633\) but "ssl_stapling" is off in its server/,
+	'stapling off for a must-staple certificate: warning at startup');
+unlike($log, qr/"[^"]*(ms|fine)\.chain\.crt" is must-staple/, 'no such warning where stapling is on');
+
+ok(wait_for(sub { $t->read_log =~ /cannot fetch OCSP response for certificate "[^"]*ms\.chain\.crt"/ }, 10),
+	'the must-staple certificate cannot be fetched for');
+ok(wait_for(sub { $t->handshake($t->port(2))->{staple} }, 10), 'a must-staple certificate with a responder is stapled');
+
+# Many handshakes, spread over both workers, for several seconds.
+my $start = time;
+my $n = 0;
+while (time - $start < 3) {
+	$n++ if $t->handshake($t->port(0))->{ok};
+}
+ok($n > 10, "$n handshakes without a staple");
+my @gaps = $t->read_log =~ /\[error\] [^\n]*must-staple certificate "[^"]*ms\.chain\.crt" served without a staple \(last fetch: [^\n]*Connection refused\)\); clients that honour must-staple refuse the connection/g;
+is(scalar @gaps, 1, 'the gap is logged once (at most once a minute, whatever the workers)');
+unlike($t->read_log, qr/must-staple certificate "[^"]*fine\.chain\.crt" served without/, 'not for the stapled one');
+
+my (undef, undef, $body) = $t->http_request($t->port(3), '/');
+my $j = decode_json($body);
+my ($ms) = grep { ($_->{subject} // '') =~ /CN=ms$/ } @{$j->{certificates}};
+my ($fine) = grep { ($_->{subject} // '') =~ /CN=fine$/ } @{$j->{certificates}};
+ok($ms->{must_staple} && $ms->{gap}, 'status page: must_staple and the gap');
+ok($fine->{must_staple} && !$fine->{gap}, 'status page: must_staple without a gap');
+is($ms->{handshakes}{unstapled}, $n, 'every handshake without a staple counted');
+
+$t->stop;
+$t->check_log;
+done_testing;
