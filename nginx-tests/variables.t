@@ -1,0 +1,94 @@
+#!/usr/bin/perl
+
+# Certificates loaded by variables (ssl_certificate $ssl_server_name...):
+# nginx's own stapling staples none of them. The module registers each
+# when a handshake first uses it, fetches its staple, and staples it from
+# the next handshake on; at most ssl_stapling_dynamic_max of them are kept,
+# the least recently used evicted.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use JSON::PP;
+use StaplingTest qw(wait_for);
+
+my $t = StaplingTest->new;
+my $ocsp = $t->port('ocsp');
+$t->make_ca('root');
+my @names = qw(a.test b.test c.test);
+$t->make_cert($_, ca => 'root', ocsp => "http://127.0.0.1:$ocsp/") for @names;
+# Workers load these per handshake, as the worker user.
+chmod 0644, map { $t->testdir . "/$_.key" } @names;
+$t->start_ocsp_responder(ca => 'root', port => $ocsp);
+
+sub config {
+	my ($max) = @_;
+	$max = defined $max ? "ssl_stapling_dynamic_max $max;" : '';
+	$t->write_config(<<"EOF");
+worker_processes 2;
+$max
+events { }
+http {
+    server {
+        listen 127.0.0.1:%%PORT_0%% ssl;
+        ssl_certificate \$ssl_server_name.chain.crt;
+        ssl_certificate_key \$ssl_server_name.key;
+        ssl_stapling on;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_1%%;
+        location / { ssl_stapling_status; }
+    }
+}
+EOF
+}
+
+sub page {
+	my (undef, undef, $body) = $t->http_request($t->port(1), '/');
+	return eval { decode_json($body) } // {};
+}
+
+config();
+$t->run(workers => 2);
+
+my $i = 0;
+for my $name (@names) {
+	$i++;
+	my $first = $t->handshake($t->port(0), sni => $name);
+	ok($first->{ok}, "$name: first handshake");
+	ok(wait_for(sub { $t->read_log =~ /fetched from [^\n]*: good/ && $t->ocsp_requests >= $i }, 10),
+		"$name: its staple is fetched after the first handshake");
+	my $second = $t->handshake($t->port(0), sni => $name);
+	ok($second->{staple}, "$name: the second handshake is stapled");
+	my @serials = $t->staple_serials($second->{staple});
+	is_deeply(\@serials, [$t->serial($name)], "$name: the staple is for its certificate");
+}
+my $stapled = grep { defined $t->handshake($t->port(0), sni => $_)->{staple} } (@names) x 3;
+is($stapled, 9, 'every later handshake stapled, whichever worker takes it');
+is($t->ocsp_requests, 3, 'one request per certificate, not per worker');
+like($t->read_log, qr/certificate "CN=a\.test" loaded by variables is stapled from now on/,
+	'registration is logged');
+my $j = page();
+is($j->{zone}{dynamic_entries}, 3, 'status page: three certificates loaded by variables');
+is(scalar(grep { $_->{loaded_by_variables} && $_->{status} eq 'good' } @{$j->{certificates}}), 3,
+	'status page lists them with their staples');
+
+# At most 2 kept: the zone never holds more, nothing crashes.
+config(2);
+ok(defined $t->reload, 'reloaded with ssl_stapling_dynamic_max 2');
+my $max_seen = 0;
+for my $round (1 .. 4) {
+	for my $name (@names) {
+		$t->handshake($t->port(0), sni => $name);
+		my $n = page()->{zone}{dynamic_entries} // 99;
+		$max_seen = $n if $n > $max_seen;
+	}
+}
+is($max_seen, 2, 'the zone never holds more than 2 such entries');
+ok($t->handshake($t->port(0), sni => 'a.test')->{ok}, 'nginx still serves');
+
+$t->stop;
+$t->check_log;
+done_testing;
