@@ -458,7 +458,13 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
             let _ = writeln!(o, "{name}{}}} {value}", labels(c));
         }
     }
-    let counters: [(&str, &str, &str, [(&str, fn(&EntryView) -> u64); 2]); 2] = [
+    type Counter = (
+        &'static str,
+        &'static str,
+        &'static str,
+        [(&'static str, fn(&EntryView) -> u64); 2],
+    );
+    let counters: [Counter; 2] = [
         (
             "ssl_stapling_fetches_total",
             "OCSP fetches by result.",
