@@ -2,7 +2,8 @@
 
 # Staples fetched before any client asks: a real responder (openssl ocsp)
 # reached by host name through a real DNS server and nginx's resolver.
-# 4 workers, 2 certificates (an http and a stream server): one request per
+# 4 workers, 2 certificates (an http and a stream server; two http servers
+# with an nginx before 1.27.2, without stream stapling): one request per
 # certificate, whatever the number of workers; every handshake stapled; a
 # reload fetches nothing; a certificate added by a reload is fetched, and
 # its entry freed when a reload removes it.
@@ -48,6 +49,12 @@ stream {
     }
 }
 EOF
+my $streams = 1;
+unless ($t->stream_stapling) {
+	$streams = 0;
+	$conf =~ s/\}\nstream \{\n    resolver [^\n]*\n/\n/;
+	$conf =~ s/        return "ok\\n";\n    \}\n\}\n/    }\n}\n/;
+}
 my $third = <<'EOF';
     server {
         listen 127.0.0.1:%%PORT_2%% ssl;
@@ -110,7 +117,7 @@ is($t->ocsp_requests, 3, 'one new request, for the new certificate only');
 
 config(0);
 ok(defined $t->reload, 'reloaded without it');
-like($t->read_log, qr/took over 2 certificate\(s\) in 1 http and 1 stream server\(s\); 0 staple\(s\) from files, 0 from the store, 1 stale entr\(ies\) freed, 2 in zone/,
+like($t->read_log, qr/took over 2 certificate\(s\) in @{[2 - $streams]} http and $streams stream server\(s\); 0 staple\(s\) from files, 0 from the store, 1 stale entr\(ies\) freed, 2 in zone/,
 	'its entry is freed');
 ok($t->handshake($t->port(0))->{staple} && $t->handshake($t->port(1))->{staple},
 	'the others are still stapled');

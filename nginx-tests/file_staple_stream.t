@@ -12,6 +12,8 @@ use Test::More;
 use StaplingTest;
 
 my $t = StaplingTest->new;
+plan(skip_all => 'stream servers have ssl_stapling since nginx 1.27.2')
+	unless $t->stream_stapling;
 $t->make_ca('root');
 $t->make_cert('site', ca => 'root');
 $t->ocsp_response('site.der', ca => 'root', certs => ['site']);

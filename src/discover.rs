@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 
 use foreign_types::ForeignTypeRef;
 use nginx_sys::{
-    ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_main_conf_t,
+    ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_main_conf_t,
     ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_msec_t, ngx_resolver_t, ngx_ssl_t,
     ngx_str_t,
 };
@@ -52,19 +52,42 @@ impl StaplingServer {
     ///
     /// # Safety
     /// The server's configuration must be alive.
+    #[cfg(ngx_ssl_certs_array)]
     pub unsafe fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
-        let certs: &ngx_array_t = &(*self.ssl).certs;
+        let certs: &nginx_sys::ngx_array_t = &(*self.ssl).certs;
         if certs.elts.is_null() {
             return Vec::new();
         }
         let ptrs = std::slice::from_raw_parts(certs.elts as *const *mut openssl_sys::X509, certs.nelts);
         ptrs.iter()
             .filter(|p| !p.is_null())
-            .map(|&p| {
-                let owned = X509Ref::from_ptr(p).to_owned();
-                (p, owned, certificate_name(p))
-            })
+            .map(|&p| (p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)))
             .collect()
+    }
+
+    /// The certificates nginx loaded for this server, before nginx 1.27
+    /// kept them in an array: the first in the SSL_CTX's ex_data, each next
+    /// one in the previous certificate's, as nginx's stapling code walks
+    /// them.
+    ///
+    /// # Safety
+    /// The server's configuration must be alive.
+    #[cfg(not(ngx_ssl_certs_array))]
+    pub unsafe fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
+        let mut out = Vec::new();
+        let ctx = (*self.ssl).ctx as *mut openssl_sys::SSL_CTX;
+        if ctx.is_null() {
+            return out;
+        }
+        let mut p = openssl_sys::SSL_CTX_get_ex_data(ctx, nginx_sys::ngx_ssl_certificate_index)
+            as *mut openssl_sys::X509;
+        // A bound, in case of a cycle: no server has this many certificates.
+        while !p.is_null() && out.len() < 1024 {
+            out.push((p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)));
+            p = crate::ssl_ffi::X509_get_ex_data(p, nginx_sys::ngx_ssl_next_certificate_index)
+                as *mut openssl_sys::X509;
+        }
+        out
     }
 }
 
@@ -185,7 +208,7 @@ unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
     }
 }
 
-#[cfg(ngx_feature = "stream_ssl")]
+#[cfg(ngx_stream_stapling)]
 unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
     use nginx_sys::{ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t, ngx_stream_ssl_srv_conf_t};
 
@@ -227,5 +250,5 @@ unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>)
     }
 }
 
-#[cfg(not(ngx_feature = "stream_ssl"))]
+#[cfg(not(ngx_stream_stapling))]
 unsafe fn stream_servers(_cycle: *mut ngx_cycle_t, _out: &mut Vec<StaplingServer>) {}

@@ -11,6 +11,8 @@ package StaplingTest;
 #   TEST_NGINX_VERBOSE  print commands and their output
 #   TEST_NGINX_GLOBALS  extra main-context directives
 #   TEST_NGINX_CATLOG   print the error log when the test ends
+#   TEST_NGINX_STREAM_MODULE  a dynamic stream module (Debian's
+#                       ngx_stream_module.so) every config loads
 
 use strict;
 use warnings;
@@ -55,6 +57,18 @@ sub new {
 }
 
 sub testdir { $_[0]{dir} }
+
+# The nginx under test's version as a number: 1.22.1 is 1022001.
+sub nginx_version {
+	my ($self) = @_;
+	return $self->{version} //= do {
+		my $v = `$self->{binary} -v 2>&1`;
+		$v =~ m{nginx/(\d+)\.(\d+)\.(\d+)} ? $1 * 1000000 + $2 * 1000 + $3 : 0;
+	};
+}
+
+# Stream servers have ssl_stapling since nginx 1.27.2.
+sub stream_stapling { $_[0]->nginx_version >= 1027002 }
 sub module { $_[0]{module} }
 sub verbose { $ENV{TEST_NGINX_VERBOSE} }
 
@@ -102,6 +116,9 @@ sub write_config {
 	my ($self, $body, %o) = @_;
 	my $d = $self->{dir};
 	my $load = ($o{load_module} // 1) ? "load_module $self->{module};\n" : '';
+	my $sm = $ENV{TEST_NGINX_STREAM_MODULE};
+	my $stream = ($sm && ($o{stream_module} // 1)) ? "load_module $sm;\n" : '';
+	$load = $o{stream_first} ? $stream . $load : $load . $stream;
 	my $level = $o{log_level} // 'info';
 	my $globals = $ENV{TEST_NGINX_GLOBALS} // '';
 	my $conf = <<"EOF" . $body;
