@@ -510,6 +510,8 @@ pub static mut ngx_ssl_stapling_module: ngx_module_t = ngx_module_t {
 };
 
 // What nginx's `load_module` reads (ngx::ngx_modules! takes one module).
+// nginx's own build system generates these itself.
+#[cfg(not(feature = "nginx-build"))]
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 pub static mut ngx_modules: [*const ngx_module_t; 4] = [
@@ -519,6 +521,7 @@ pub static mut ngx_modules: [*const ngx_module_t; 4] = [
     ptr::null(),
 ];
 
+#[cfg(not(feature = "nginx-build"))]
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 pub static mut ngx_module_names: [*const c_char; 4] = [
@@ -528,6 +531,7 @@ pub static mut ngx_module_names: [*const c_char; 4] = [
     ptr::null(),
 ];
 
+#[cfg(not(feature = "nginx-build"))]
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 pub static mut ngx_module_order: [*const c_char; 1] = [ptr::null()];

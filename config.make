@@ -1,0 +1,17 @@
+# Appended to nginx's objs/Makefile by ./configure: cargo builds the Rust
+# static library (cargo decides what to rebuild), and the module's .so
+# depends on it.
+
+cat << END >> $NGX_MAKEFILE
+
+$NGX_OBJS/ngx_ssl_stapling_module.so: $ngx_ssl_stapling_lib
+
+$ngx_ssl_stapling_lib: ngx_ssl_stapling_module_cargo
+
+ngx_ssl_stapling_module_cargo:
+	cd "$ngx_addon_dir" && NGINX_BUILD_DIR="\$\$OLDPWD/$NGX_OBJS" \\
+		cargo rustc --release --lib --features nginx-build --crate-type staticlib \\
+		--target-dir "\$\$OLDPWD/$NGX_OBJS/addon/ngx_ssl_stapling_module"
+
+.PHONY: ngx_ssl_stapling_module_cargo
+END
