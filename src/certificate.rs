@@ -81,6 +81,8 @@ pub struct Certificate {
     /// The names of the servers it is configured in (`server_name`), for
     /// the status page.
     pub servers: Vec<String>,
+    /// Met in a handshake (loaded by variables), not in the configuration.
+    pub dynamic: bool,
 }
 
 /// `id-pe-tlsfeature` (1.3.6.1.5.5.7.1.24).

@@ -225,6 +225,7 @@ impl StaplingContext {
                     plan,
                     must_staple,
                     servers: server.names.clone(),
+                    dynamic: false,
                 });
                 by_key.insert(key, i);
                 ctx.by_x509.insert((ssl_ctx as usize, ptr as usize), i);
@@ -320,6 +321,7 @@ impl StaplingContext {
             plan,
             must_staple: is_must_staple(x509),
             servers: server.names.clone(),
+            dynamic: true,
         });
         let mut d = self.dynamic.borrow_mut();
         while d.len() >= self.settings.dynamic_max.max(1) {
@@ -351,7 +353,7 @@ impl StaplingContext {
         let Some(store) = self.store.as_ref().filter(|s| s.writable) else {
             return;
         };
-        if cert.file.is_some() || !self.certs.iter().any(|c| c.key == cert.key) {
+        if cert.file.is_some() || cert.dynamic {
             return;
         }
         let r = match der {
@@ -369,9 +371,15 @@ impl StaplingContext {
         }
     }
 
-    /// The store's staples for configured certificates, checked as fetched
-    /// ones are; each file that cannot be used gets one warning.
-    fn read_store(&self, log_: *mut ngx_log_t, now: i64) -> Vec<(CertificateKey, CheckedResponse)> {
+    /// The store's staples for the configured certificates in `wanted`
+    /// (those without a staple in the zone), checked as fetched ones are;
+    /// each file that cannot be used gets one warning.
+    fn read_store(
+        &self,
+        wanted: &HashSet<CertificateKey>,
+        log_: *mut ngx_log_t,
+        now: i64,
+    ) -> Vec<(CertificateKey, CheckedResponse)> {
         let Some(store) = &self.store else {
             return Vec::new();
         };
@@ -395,6 +403,10 @@ impl StaplingContext {
             .collect();
         let mut out = Vec::new();
         for (key, path) in files {
+            if by_key.contains_key(&key) && !wanted.contains(&key) {
+                // The zone has a staple already (a reload): not read.
+                continue;
+            }
             let shown = path.display();
             let der = match std::fs::read(&path) {
                 Ok(d) => d,
@@ -473,9 +485,21 @@ impl StaplingContext {
         }
         let mut from_files = 0;
         let mut from_store = 0;
-        // Read and check outside the lock (file I/O, signatures).
+        // Read and check outside the lock (file I/O, signatures), only for
+        // certificates the zone has no staple for (all, at a start).
+        let wanted: HashSet<CertificateKey> = if self.store.is_some() {
+            self.certs
+                .iter()
+                .filter(|c| {
+                    c.plan.is_some() && !matches!(z.find(&c.key), Some(e) if e.servable(now).is_some())
+                })
+                .map(|c| c.key)
+                .collect()
+        } else {
+            HashSet::new()
+        };
         drop(z);
-        let stored: HashMap<_, _> = self.read_store(log_, now).into_iter().collect();
+        let stored: HashMap<_, _> = self.read_store(&wanted, log_, now).into_iter().collect();
         let mut z = zone.lock();
         for cert in &self.certs {
             let entry = z.register(&cert.key, seq)?;

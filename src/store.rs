@@ -2,8 +2,11 @@
 //! `<certificate id>.der`, holding the last accepted staple, so that a
 //! restarted nginx staples its first handshakes even while the responder is
 //! down. Files are written atomically (a temporary file in the same
-//! directory, synced, then renamed over the old one): a crash leaves the old
-//! file or the new one, never half of either.
+//! directory, then renamed over the old one): a crash of nginx leaves the
+//! old file or the new one, never half of either. They are not fsync'ed:
+//! the write happens on the worker's event loop, and the store is a cache —
+//! after a power loss a file the kernel had not written is at worst empty,
+//! which is one warning at the next start and a fetch.
 
 use std::ffi::CString;
 use std::fs;
@@ -51,7 +54,7 @@ impl Store {
                 .mode(0o600)
                 .open(&tmp)?;
             f.write_all(der)?;
-            f.sync_all()?;
+            drop(f);
             fs::rename(&tmp, self.path_of(key))
         })();
         if result.is_err() {
