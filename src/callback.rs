@@ -76,10 +76,9 @@ unsafe fn staple(ctx: &StaplingContext, ssl: *mut sys::SSL, cert: &Certificate, 
         }
     }
     entry.unstapled += 1;
-    let gap = cert.must_staple && take_gap_log(entry, now);
-    let why = gap_reason(entry);
+    let why = (cert.must_staple && take_gap_log(entry, now)).then(|| gap_reason(entry));
     drop(z);
-    if gap {
+    if let Some(why) = why {
         log!(
             NGX_LOG_ERR,
             log_(),
