@@ -92,7 +92,7 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn write_config(dir: &Path, mode: Mode, o: &Options, port: u16, module: &Path) -> Result<()> {
+fn write_config(dir: &Path, mode: Mode, o: &Options, port: u16, module: &Path, store: bool) -> Result<()> {
     let mut c = String::new();
     if mode == Mode::Module {
         c += &format!("load_module {};\n", module.display());
@@ -113,6 +113,9 @@ fn write_config(dir: &Path, mode: Mode, o: &Options, port: u16, module: &Path) -
     );
     if mode != Mode::Off {
         c += "    ssl_stapling on;\n";
+    }
+    if store && mode == Mode::Module {
+        c += &format!("    ssl_stapling_store {}/store;\n", dir.display());
     }
     for i in 0..o.certs {
         c += &format!(
@@ -136,7 +139,7 @@ struct Setup {
 }
 
 fn one_run(s: &Setup, o: &Options, mode: Mode, round: usize) -> Result<Row> {
-    write_config(&s.dir, mode, o, s.port, &s.module)?;
+    write_config(&s.dir, mode, o, s.port, &s.module, false)?;
     let _ = fs::remove_file(s.dir.join("error.log"));
     let responder = Responder::start(&s.dir, responder_port(&s.dir)?)?;
     let mut nginx = Nginx::new(&s.nginx_bin, &s.dir);
@@ -295,11 +298,12 @@ fn run() -> Result<()> {
 /// and without the module, time until every certificate is stapled, zone
 /// bytes per staple.
 fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
-    write_config(&s.dir, Mode::Builtin, o, s.port, &s.module)?;
+    write_config(&s.dir, Mode::Builtin, o, s.port, &s.module, true)?;
     let nginx = Nginx::new(&s.nginx_bin, &s.dir);
     let load_builtin = nginx.test_config()?;
-    write_config(&s.dir, Mode::Module, o, s.port, &s.module)?;
+    write_config(&s.dir, Mode::Module, o, s.port, &s.module, true)?;
     let load_module = nginx.test_config()?;
+    let _ = fs::remove_dir_all(s.dir.join("store"));
 
     let _ = fs::remove_file(s.dir.join("error.log"));
     let responder = Responder::start(&s.dir, responder_port(&s.dir)?)?;
@@ -342,6 +346,27 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         eprintln!("bench: {}", l.split("ssl_stapling: ").last().unwrap_or(l));
     }
     nginx.stop();
+
+    // A restart with the responder down: every staple from the store.
+    drop(responder);
+    let _ = fs::remove_file(s.dir.join("error.log"));
+    let mut nginx = Nginx::new(&s.nginx_bin, &s.dir);
+    let started = nginx.start(o.workers)?;
+    let restart_up = started.elapsed();
+    let restart = load::run(
+        s.client.clone(),
+        s.addr,
+        s.names.clone(),
+        o.threads,
+        Duration::from_secs(o.duration),
+    );
+    let restart_line = nginx
+        .log()
+        .lines()
+        .find(|l| l.contains("took over"))
+        .unwrap_or_default()
+        .to_string();
+    nginx.stop();
     Ok(report::Scale {
         failures,
         certs: o.certs,
@@ -352,5 +377,9 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         zone_line,
         steady_rate: steady.handshakes as f64 / o.duration as f64,
         steady_stapled_pct: pct(steady.stapled, steady.handshakes),
+        restart_up,
+        restart_line,
+        restart_stapled_pct: pct(restart.stapled, restart.handshakes),
+        restart_handshakes: restart.handshakes,
     })
 }
