@@ -81,8 +81,8 @@ pub struct StaplingContext {
     /// cache shares one X509 between servers, and each server may give it
     /// another staple file: the pair is what identifies a registration.
     by_x509: HashMap<(usize, usize), usize>,
-    /// The stapling servers, by SSL_CTX, for certificates loaded by
-    /// variables (and whether a server has any certificate of its own).
+    /// The stapling servers, by SSL_CTX: what a certificate loaded by
+    /// variables in one of them inherits.
     servers_by_ctx: HashMap<usize, ServerInfo>,
     /// This worker's certificates loaded by variables.
     pub dynamic: RefCell<HashMap<CertificateKey, DynamicCert>>,
