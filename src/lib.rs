@@ -365,6 +365,25 @@ unsafe extern "C" fn set_refresh(
     NGX_CONF_OK
 }
 
+/// The directive's argument as a count within `range`, or `[emerg]`.
+fn count_arg(cf: *mut ngx_conf_t, range: std::ops::RangeInclusive<usize>) -> Option<usize> {
+    let n = std::str::from_utf8(arg(cf, 1).as_bytes())
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| range.contains(n));
+    if n.is_none() {
+        ngx::ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "invalid value \"{}\", it must be {}..{}",
+            arg(cf, 1),
+            range.start(),
+            range.end()
+        );
+    }
+    n
+}
+
 /// `ssl_stapling_fetch_concurrency number;`: fetches each worker runs at
 /// the same time (the responder sees at most this times the workers).
 unsafe extern "C" fn set_fetch_concurrency(
@@ -373,23 +392,12 @@ unsafe extern "C" fn set_fetch_concurrency(
     conf: *mut c_void,
 ) -> *mut c_char {
     let conf = &mut *(conf as *mut MainConf);
-    match std::str::from_utf8(arg(cf, 1).as_bytes())
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(n) if (1..=1024).contains(&n) => {
+    match count_arg(cf, 1..=1024) {
+        Some(n) => {
             conf.settings.fetch_concurrency = n;
             NGX_CONF_OK
         }
-        _ => {
-            ngx::ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "invalid value \"{}\", it must be 1..1024",
-                arg(cf, 1)
-            );
-            NGX_CONF_ERROR
-        }
+        None => NGX_CONF_ERROR,
     }
 }
 
@@ -401,23 +409,12 @@ unsafe extern "C" fn set_dynamic_max(
     conf: *mut c_void,
 ) -> *mut c_char {
     let conf = &mut *(conf as *mut MainConf);
-    match std::str::from_utf8(arg(cf, 1).as_bytes())
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(n) if (1..=1_000_000).contains(&n) => {
+    match count_arg(cf, 1..=1_000_000) {
+        Some(n) => {
             conf.settings.dynamic_max = n;
             NGX_CONF_OK
         }
-        _ => {
-            ngx::ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "invalid value \"{}\", it must be 1..1000000",
-                arg(cf, 1)
-            );
-            NGX_CONF_ERROR
-        }
+        None => NGX_CONF_ERROR,
     }
 }
 

@@ -229,22 +229,31 @@ pub fn rfc3339(t: i64) -> String {
     )
 }
 
-fn json_str(out: &mut String, s: &str) {
+/// A quoted string with the escapes of JSON, or (`json` false) of
+/// Prometheus label values, which know only backslash, quote and newline;
+/// other control characters are left out there.
+fn quoted(out: &mut String, s: &str, json: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+            '\r' if json => out.push_str("\\r"),
+            '\t' if json => out.push_str("\\t"),
             c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+                if json {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
             }
             c => out.push(c),
         }
     }
     out.push('"');
+}
+
+fn json_str(out: &mut String, s: &str) {
+    quoted(out, s, true)
 }
 
 fn json_opt_str(out: &mut String, s: Option<&str>) {
@@ -357,16 +366,7 @@ pub fn render_json(page: &Page, module_version: &str, nginx_version: &str) -> St
 }
 
 fn label(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    quoted(out, s, false)
 }
 
 pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str) -> String {
@@ -568,6 +568,12 @@ mod tests {
         let p = render_prometheus(&page(), "0.1.0", "1.28.3");
         assert!(p.contains("ssl_stapling_staple_valid_seconds{sha256=\"abababababababab\",subject=\"CN=a \\\"quoted\\\"\",serial=\"1f\"} 600\n"));
         assert!(p.contains(",result=\"failed\"} 1\n"));
+        let mut l = String::new();
+        label(&mut l, "a\tb\"c\\d\ne");
+        assert_eq!(l, "\"ab\\\"c\\\\d\\ne\"");
+        let mut j = String::new();
+        json_str(&mut j, "a\tb\u{1}");
+        assert_eq!(j, "\"a\\tb\\u0001\"");
         assert!(p.contains("# TYPE ssl_stapling_fetches_total counter\n"));
         for line in p.lines() {
             assert!(line.starts_with('#') || line.rsplit_once(' ').is_some());
