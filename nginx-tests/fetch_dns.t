@@ -117,7 +117,7 @@ is($t->ocsp_requests, 3, 'one new request, for the new certificate only');
 
 config(0);
 ok(defined $t->reload, 'reloaded without it');
-like($t->read_log, qr/took over 2 certificate\(s\) in @{[2 - $streams]} http and $streams stream server\(s\); 0 staple\(s\) from files, 0 from the store, 1 stale entr\(ies\) freed, 2 in zone/,
+like($t->read_log, qr/took over 2 certificate\(s\), 2 staple\(s\), in @{[2 - $streams]} http and $streams stream server\(s\); 0 staple\(s\) from files, 0 from the store, 1 stale entr\(ies\) freed, 2 in zone/,
 	'its entry is freed');
 ok($t->handshake($t->port(0))->{staple} && $t->handshake($t->port(1))->{staple},
 	'the others are still stapled');

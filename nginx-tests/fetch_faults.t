@@ -13,7 +13,7 @@ use Test::More;
 use StaplingTest qw(wait_for);
 
 my $t = StaplingTest->new;
-my ($dns, $faults, $closed) = map { $t->port($_) } qw(dns faults closed);
+my ($dns, $faults, $refusing) = map { $t->port($_) } qw(dns faults refusing);
 
 my %cause = (
 	http500 => qr/responder sent HTTP status 500/,
@@ -27,7 +27,7 @@ my %cause = (
 	future => qr/OCSP response has a thisUpdate \d+ s in the future/,
 	trylater => qr/OCSP response status is "tryLater"/,
 	unknown => qr/certificate status "unknown" in the OCSP response/,
-	refused => qr/connect\(\) to 127\.0\.0\.1:$closed failed \(111: Connection refused\)/,
+	refused => qr/connect\(\) to 127\.0\.0\.1:$refusing failed \(111: Connection refused\)/,
 	hang => qr/timed out/,
 	nxdomain => qr/nx\.test could not be resolved \(Host not found\)/,
 );
@@ -56,13 +56,20 @@ $t->run_cmd('openssl ocsp -index empty.index -CA root.crt -rsigner root.crt'
 # OCSPResponse { responseStatus tryLater(3) }
 $t->write_file('trylater.der', "\x30\x03\x0a\x01\x03");
 
-$t->start_dns($dns, 'ocsp.test' => '127.0.0.1');
+$t->start_dns($dns, 'ocsp.test' => '127.0.0.1', 'nx.test' => '127.0.0.1');
 $t->start_fault_responder($faults);
+# The responder of the "refused" case, stopped to refuse connections.
+$t->start_fault_responder($refusing, 'refusing');
+
+# Each server's responder URL stays the same throughout: a server's
+# staple belongs to its responder (another URL is another staple).
+my %url = (
+	refused => "http://127.0.0.1:$refusing/refused/",
+	nxdomain => "http://nx.test:$faults/nxdomain/",
+);
 
 sub config {
-	my (%url) = @_;
 	my $servers = '';
-	my $i = 0;
 	for my $case (@cases) {
 		my $url = $url{$case} // "http://127.0.0.1:$faults/$case/";
 		my $verify = $case eq 'untrusted'
@@ -100,7 +107,7 @@ for my $case (@cases) {
 	ok($ok, "$case: first stapled from a good answer");
 }
 
-# Turn every responder bad; the ones that need another URL get it by reload.
+# Turn every responder bad: a mode, a stopped responder, a forgotten name.
 my %mode = (
 	http500 => '500', http404 => '404', garbage => 'garbage',
 	truncated => 'truncated', huge => 'huge', other => 'file:other.der',
@@ -110,8 +117,8 @@ my %mode = (
 	hang => 'hang',
 );
 $t->write_file("$_.mode", $mode{$_}) for keys %mode;
-config(refused => "http://127.0.0.1:$closed/refused/",
-	nxdomain => "http://nx.test:$faults/nxdomain/");
+$t->stop_daemon('refusing');
+$t->forget_name('nx.test');
 # The old workers exit promptly even with a fetch hanging in flight.
 my $took = $t->reload;
 ok(defined $took && $took < 2, 'reloaded; old workers gone within 2 s despite a hanging fetch')

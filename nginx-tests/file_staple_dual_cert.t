@@ -52,7 +52,7 @@ my %cipher = (
 );
 my %serial = map { $_ => $t->serial($_) } keys %cipher;
 
-like($t->read_log, qr/module took over 4 certificate\(s\) in 2 http and 0 stream server\(s\); 3 staple\(s\) from files/,
+like($t->read_log, qr/module took over 2 certificate\(s\), 4 staple\(s\), in 2 http and 0 stream server\(s\); 3 staple\(s\) from files/,
 	'two certificates with two files each, three staples');
 
 for my $type (qw(rsa ecdsa)) {

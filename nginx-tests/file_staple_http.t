@@ -32,7 +32,7 @@ http {
 EOF
 $t->run(workers => 4);
 
-like($t->read_log, qr/ssl_stapling: module took over 1 certificate\(s\) in 1 http and 0 stream server\(s\); 1 staple\(s\) from files/,
+like($t->read_log, qr/ssl_stapling: module took over 1 certificate\(s\), 1 staple\(s\), in 1 http and 0 stream server\(s\); 1 staple\(s\) from files/,
 	'module announces the takeover');
 
 my $want = $t->read_file('site.der');

@@ -40,7 +40,7 @@ http {
 EOF
 $t->run;
 
-like($t->read_log, qr/module took over 1 certificate\(s\) in 1 http and 0 stream server\(s\)/,
+like($t->read_log, qr/module took over 1 certificate\(s\), 1 staple\(s\), in 1 http and 0 stream server\(s\)/,
 	'only the server with stapling on is taken over');
 
 for my $case ([0, 'off'], [1, 'default']) {

@@ -101,6 +101,8 @@ ok($one && $two, 'each certificate by its subject');
 (my $shown = uc($one->{serial} // '')) =~ s/^0+//;
 is($shown, $serial, 'serial (hex) as in the certificate');
 is($one->{sha256}, $t->cert_sha256('one'), 'sha256 of the certificate');
+like($one->{id}, qr/^[0-9a-f]{64}$/, 'id: the staple id');
+isnt($one->{id}, $one->{sha256}, 'the staple id is not the certificate hash');
 is_deeply($one->{servers}, ['one.test', 'www.one.test'], 'servers: its server names');
 is($one->{responder}, "http://127.0.0.1:$ocsp/", 'responder');
 is($one->{source}, 'fetched', 'source fetched');

@@ -45,18 +45,23 @@ http {
         ssl_stapling on;
     }
 $two
+    server {
+        listen 127.0.0.1:%%PORT_2%%;
+        location /status {
+            ssl_stapling_status;
+        }
+    }
 }
 EOF
 }
 
-my $id = $t->cert_sha256('site');
-my $file = "$d/store/$id.der";
-
 config('store');
 $t->run(workers => 2);
+my $id = $t->staple_ids($t->port(2), 'site');
+my $file = "$d/store/$id.der";
 my $fetched = wait_for(sub { $t->handshake($t->port(0))->{staple} }, 10);
 ok($fetched, 'fetched staple served');
-ok(wait_for(sub { -s $file }, 5), 'the staple is written to the store as <certificate id>.der');
+ok(wait_for(sub { -s $file }, 5), 'the staple is written to the store as <staple id>.der');
 is($t->read_file("store/$id.der"), $fetched, 'the stored file is the staple served');
 opendir(my $dh, "$d/store") or die;
 my @names = grep { !/^\.\.?$/ } readdir $dh;
@@ -71,7 +76,7 @@ $t->stop_daemon('ocsp');
 $t->run(workers => 2);
 my $r = $t->handshake($t->port(0));
 is($r->{staple}, $fetched, 'responder down, after a restart: the first handshake is stapled from the store');
-like($t->read_log, qr/took over 1 certificate\(s\) .* 0 staple\(s\) from files, 1 from the store/,
+like($t->read_log, qr/took over 1 certificate\(s\), 1 staple\(s\), .* 0 staple\(s\) from files, 1 from the store/,
 	'the start logs the staple read from the store');
 my $stapled = grep { defined $t->handshake($t->port(0))->{staple} } 1 .. 6;
 is($stapled, 6, 'every handshake of both workers stapled');
@@ -79,7 +84,10 @@ is($stapled, 6, 'every handshake of both workers stapled');
 # Files that cannot be used: corrupt (for a configured certificate), for
 # another certificate (expired: removed; still valid: kept), expired.
 $t->stop;
-my $two = $t->cert_sha256('two');
+config('store', two => 1);
+$t->run(workers => 2);
+my $two = $t->staple_ids($t->port(2), 'two');
+$t->stop;
 $t->write_file("store/$two.der", "this is not an OCSP response");
 my $foreign_old = 'ab' x 32;
 $t->ocsp_response("store/$foreign_old.der", ca => 'root', certs => ['gone'], nmin => 1, shift => '-1d');
@@ -105,6 +113,19 @@ $t->run(workers => 2);
 like($t->read_log, qr/stored OCSP response "[^"]*\Q$two\E\.der" for certificate "[^"]*two\.chain\.crt" ignored: OCSP response expired/,
 	'expired stored staple: warning');
 ok(!defined $t->handshake($t->port(1))->{staple}, 'no staple from the expired file');
+$t->stop;
+
+# A file an earlier release wrote, named by the certificate's SHA-256
+# alone: used for the staple whose checks it passes (responder down).
+unlink "$d/store/$id.der", "$d/store/$two.der" or die "unlink: $!";
+my $legacy = $t->cert_sha256('site');
+$t->write_file("store/$legacy.der", $fetched);
+config('store');
+$t->run(workers => 2);
+is($t->handshake($t->port(0))->{staple}, $fetched,
+	'a file named by the certificate (earlier release): its staple served at the first handshake');
+like($t->read_log, qr/took over 1 certificate\(s\), 1 staple\(s\), .* 1 from the store/,
+	'counted as read from the store');
 $t->stop;
 
 # A store the workers cannot write: one error at startup, nginx runs.

@@ -12,7 +12,7 @@ use nginx_sys::{NGX_LOG_ERR, NGX_LOG_INFO};
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
-use crate::certificate::{Certificate, CertificateKey};
+use crate::certificate::{Certificate, StapleKey, StapleSettings};
 use crate::context::StaplingContext;
 use crate::log::log;
 use crate::ssl_ffi;
@@ -49,7 +49,7 @@ unsafe fn serve(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
     if let Some(cert) = ctx.certificate_for(ssl_ctx, x509) {
         return staple(ctx, ssl, cert, false);
     }
-    if x509.is_null() || ctx.server_of(ssl_ctx).is_none() {
+    if x509.is_null() {
         return SSL_TLSEXT_ERR_NOACK;
     }
     serve_dynamic(ctx, ssl, ssl_ctx, X509Ref::from_ptr(x509))
@@ -116,7 +116,15 @@ unsafe fn serve_dynamic(
     ssl_ctx: *mut sys::SSL_CTX,
     x509: &X509Ref,
 ) -> c_int {
-    let Some(key) = CertificateKey::of(x509, None) else {
+    let Some(server) = ctx.server_of(ssl_ctx) else {
+        return SSL_TLSEXT_ERR_NOACK;
+    };
+    // The staple of this certificate as its server configures stapling.
+    let settings = StapleSettings::Dynamic {
+        responder: server.responder.as_deref(),
+        checks: &server.checks,
+    };
+    let Some(key) = StapleKey::new(x509, &settings) else {
         return SSL_TLSEXT_ERR_NOACK;
     };
     let now = nginx_sys::ngx_time();

@@ -3,37 +3,130 @@
 
 use std::fmt;
 
-use openssl::hash::{hash, MessageDigest};
+use openssl::hash::MessageDigest;
 use openssl::x509::{X509Ref, X509};
 
 use crate::fetch::FetchPlan;
 use crate::ocsp::{CertificateStatusId, ChainSignatureCheck, CheckedResponse};
 
-/// The key of a certificate's entry in the zone: SHA-256 of its DER. A
-/// certificate stapled from a `ssl_stapling_file` is keyed by its DER and
-/// the file's path, since two servers may give one certificate two files.
+/// The id of one staple, in the zone and in the store: SHA-256 over the
+/// certificate's DER and what decides which response is its staple. nginx
+/// keeps a staple per server and certificate, fetched from that server's
+/// responder and checked with that server's settings; here servers whose
+/// settings agree share one staple (one entry, one lease, one fetch), and
+/// servers whose settings differ never serve each other's.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(C)]
-pub struct CertificateKey(pub [u8; 32]);
+pub struct StapleKey(pub [u8; 32]);
 
-impl CertificateKey {
-    pub fn of(cert: &X509Ref, file: Option<&str>) -> Option<CertificateKey> {
-        let mut der = cert.to_der().ok()?;
-        if let Some(path) = file {
-            der.extend_from_slice(b"\0ssl_stapling_file:");
-            der.extend_from_slice(path.as_bytes());
+/// What, besides the certificate, makes a staple.
+pub enum StapleSettings<'a> {
+    /// From a `ssl_stapling_file`: the file belongs to its server.
+    File { path: &'a str },
+    /// Fetched for a certificate in the configuration: the responder it is
+    /// fetched from, the issuer its CertID names, the chain the signature
+    /// check uses, and the server's check settings (`ServerChecks`).
+    Fetched {
+        responder: &'a str,
+        issuer: Option<&'a X509Ref>,
+        chain: &'a [X509],
+        checks: &'a ServerChecks,
+    },
+    /// Fetched for a certificate loaded by variables: its server's
+    /// `ssl_stapling_responder` (else its AIA) and check settings.
+    Dynamic {
+        responder: Option<&'a str>,
+        checks: &'a ServerChecks,
+    },
+}
+
+/// A server's settings for checking responses: `ssl_stapling_verify`, and
+/// with it on, a digest of the trusted store (`ssl_trusted_certificate`
+/// and the server's other CA certificates, CRLs and flags) the check
+/// verifies against. Without verify, nginx checks the signature only and
+/// the store plays no part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerChecks {
+    pub verify: bool,
+    pub trust: [u8; 32],
+}
+
+/// Length-prefixed fields into one SHA-256, so that no two field lists
+/// hash alike.
+struct FieldHasher(openssl::sha::Sha256);
+
+impl FieldHasher {
+    fn field(&mut self, bytes: &[u8]) {
+        self.0.update(&(bytes.len() as u64).to_be_bytes());
+        self.0.update(bytes);
+    }
+}
+
+impl StapleKey {
+    pub fn new(cert: &X509Ref, settings: &StapleSettings) -> Option<StapleKey> {
+        let mut h = FieldHasher(openssl::sha::Sha256::new());
+        h.field(&cert.to_der().ok()?);
+        let checks = |h: &mut FieldHasher, c: &ServerChecks| {
+            h.field(&[u8::from(c.verify)]);
+            if c.verify {
+                h.field(&c.trust);
+            }
+        };
+        match settings {
+            StapleSettings::File { path } => {
+                h.field(b"file");
+                h.field(path.as_bytes());
+            }
+            StapleSettings::Fetched {
+                responder,
+                issuer,
+                chain,
+                checks: c,
+            } => {
+                h.field(b"fetched");
+                h.field(responder.as_bytes());
+                h.field(&issuer.map(|i| i.to_der()).transpose().ok()?.unwrap_or_default());
+                for c in chain.iter() {
+                    h.field(&c.to_der().ok()?);
+                }
+                checks(&mut h, c);
+            }
+            StapleSettings::Dynamic { responder, checks: c } => {
+                h.field(b"dynamic");
+                h.field(responder.unwrap_or("").as_bytes());
+                checks(&mut h, c);
+            }
         }
-        let digest = hash(MessageDigest::sha256(), &der).ok()?;
+        Some(StapleKey(h.0.finish()))
+    }
+
+    /// The SHA-256 of a certificate's DER: how the status page names a
+    /// certificate, and the name under which releases before staple keys
+    /// stored its staple.
+    pub fn certificate_sha256(cert: &X509Ref) -> Option<StapleKey> {
+        let digest = cert.digest(MessageDigest::sha256()).ok()?;
         let mut key = [0u8; 32];
         if digest.len() != key.len() {
             return None;
         }
         key.copy_from_slice(&digest);
-        Some(CertificateKey(key))
+        Some(StapleKey(key))
+    }
+
+    /// Parses the 64 hex digits `Display` writes.
+    pub fn parse(hex: &str) -> Option<StapleKey> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (i, b) in key.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(StapleKey(key))
     }
 }
 
-impl fmt::Display for CertificateKey {
+impl fmt::Display for StapleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in &self.0 {
             write!(f, "{b:02x}")?;
@@ -42,7 +135,7 @@ impl fmt::Display for CertificateKey {
     }
 }
 
-impl fmt::Debug for CertificateKey {
+impl fmt::Debug for StapleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
@@ -57,7 +150,10 @@ pub enum Protocol {
 
 /// A certificate with `ssl_stapling on`, as the module registered it.
 pub struct Certificate {
-    pub key: CertificateKey,
+    /// Its staple's id (the certificate and its server's settings).
+    pub key: StapleKey,
+    /// The SHA-256 of the certificate's DER.
+    pub sha256: StapleKey,
     /// nginx's name for it (the `ssl_certificate` path), for log lines.
     pub name: String,
     pub x509: X509,
@@ -78,7 +174,7 @@ pub struct Certificate {
     /// Carries the TLS Feature extension with status_request (RFC 7633):
     /// browsers refuse it without a staple.
     pub must_staple: bool,
-    /// The names of the servers it is configured in (`server_name`), for
+    /// The names of the servers whose staple this is (`server_name`), for
     /// the status page.
     pub servers: Vec<String>,
     /// Met in a handshake (loaded by variables), not in the configuration.
@@ -172,7 +268,87 @@ impl Certificate {
 
 #[cfg(test)]
 mod tests {
-    use super::tls_features;
+    use super::{tls_features, ServerChecks, StapleKey, StapleSettings};
+    use openssl::x509::X509;
+
+    fn pem(name: &str) -> X509 {
+        let path = format!("{}/src/ocsp/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        X509::from_pem(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn staple_keys_follow_the_settings() {
+        let (leaf, ca, other) = (pem("leaf.pem"), pem("ca.pem"), pem("other.pem"));
+        let off = ServerChecks {
+            verify: false,
+            trust: [0; 32],
+        };
+        let off_other_trust = ServerChecks {
+            verify: false,
+            trust: [1; 32],
+        };
+        let on = ServerChecks {
+            verify: true,
+            trust: [1; 32],
+        };
+        let on_other_trust = ServerChecks {
+            verify: true,
+            trust: [2; 32],
+        };
+        let chain = [ca.clone()];
+        let fetched = |cert: &X509, responder, checks| {
+            StapleKey::new(
+                cert,
+                &StapleSettings::Fetched {
+                    responder,
+                    issuer: Some(&ca),
+                    chain: &chain,
+                    checks,
+                },
+            )
+            .unwrap()
+        };
+        let base = fetched(&leaf, "http://a/", &off);
+        assert_eq!(base, fetched(&leaf, "http://a/", &off));
+        // Without verify, the trusted store plays no part.
+        assert_eq!(base, fetched(&leaf, "http://a/", &off_other_trust));
+        assert_ne!(base, fetched(&leaf, "http://b/", &off));
+        assert_ne!(base, fetched(&leaf, "http://a/", &on));
+        assert_ne!(
+            fetched(&leaf, "http://a/", &on),
+            fetched(&leaf, "http://a/", &on_other_trust)
+        );
+        assert_ne!(base, fetched(&other, "http://a/", &off));
+        let no_chain = StapleKey::new(
+            &leaf,
+            &StapleSettings::Fetched {
+                responder: "http://a/",
+                issuer: Some(&ca),
+                chain: &[],
+                checks: &off,
+            },
+        );
+        assert_ne!(Some(base), no_chain);
+        let file = |path| StapleKey::new(&leaf, &StapleSettings::File { path }).unwrap();
+        assert_ne!(file("/a.der"), file("/b.der"));
+        assert_ne!(file("/a.der"), base);
+        let dynamic = StapleKey::new(
+            &leaf,
+            &StapleSettings::Dynamic {
+                responder: None,
+                checks: &off,
+            },
+        )
+        .unwrap();
+        assert_ne!(dynamic, base);
+        // The certificate hash is the plain SHA-256 of the DER.
+        let sha = StapleKey::certificate_sha256(&leaf).unwrap();
+        let want = openssl::sha::sha256(&leaf.to_der().unwrap());
+        assert_eq!(sha.0, want);
+        assert_eq!(StapleKey::parse(&sha.to_string()), Some(sha));
+        assert_eq!(StapleKey::parse("zz"), None);
+        assert_eq!(StapleKey::parse(&"g".repeat(64)), None);
+    }
 
     #[test]
     fn tls_feature_status_request() {

@@ -13,7 +13,7 @@ use nginx_sys::{ngx_log_t, ngx_msec_t, ngx_resolver_t, NGX_LOG_INFO, NGX_LOG_NOT
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
-use crate::certificate::{is_must_staple, Certificate, CertificateKey, Protocol};
+use crate::certificate::{is_must_staple, Certificate, Protocol, ServerChecks, StapleKey, StapleSettings};
 use crate::discover::StaplingServer;
 use crate::fetch::FetchPlan;
 use crate::http::ResponderUrl;
@@ -61,7 +61,7 @@ impl Settings {
 /// What a certificate loaded by variables inherits from its server.
 pub struct ServerInfo {
     pub protocol: Protocol,
-    pub verify: bool,
+    pub checks: ServerChecks,
     pub responder: Option<String>,
     pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
     pub names: Vec<String>,
@@ -85,7 +85,7 @@ pub struct StaplingContext {
     /// variables in one of them inherits.
     servers_by_ctx: HashMap<usize, ServerInfo>,
     /// This worker's certificates loaded by variables.
-    pub dynamic: RefCell<HashMap<CertificateKey, DynamicCert>>,
+    pub dynamic: RefCell<HashMap<StapleKey, DynamicCert>>,
     pub store: Option<Store>,
     zone: Cell<Option<Zone>>,
     zone_name: RefCell<String>,
@@ -132,7 +132,7 @@ impl StaplingContext {
             http_servers: 0,
             stream_servers: 0,
         };
-        let mut by_key: HashMap<CertificateKey, usize> = HashMap::new();
+        let mut by_key: HashMap<StapleKey, usize> = HashMap::new();
 
         // A must-staple certificate without stapling fails in browsers.
         let mut warned = HashSet::new();
@@ -150,12 +150,25 @@ impl StaplingContext {
             }
         }
 
+        // Trusted-store digests are computed only for servers that verify,
+        // and responder URLs parsed (and warned about) once each.
+        let mut trust_memo = HashMap::new();
+        let mut urls: HashMap<String, Option<ResponderUrl>> = HashMap::new();
         for server in servers.iter().filter(|s| s.stapling) {
+            let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
+            let checks = ServerChecks {
+                verify: server.verify,
+                trust: if server.verify {
+                    ssl_ffi::trust_digest(ssl_ctx, &mut trust_memo)
+                } else {
+                    [0; 32]
+                },
+            };
             ctx.servers_by_ctx.insert(
-                (*server.ssl).ctx as usize,
+                ssl_ctx as usize,
                 ServerInfo {
                     protocol: server.protocol,
-                    verify: server.verify,
+                    checks,
                     responder: server.responder.clone(),
                     resolver: server.resolver,
                     names: server.names.clone(),
@@ -165,9 +178,30 @@ impl StaplingContext {
                 Protocol::Http => ctx.http_servers += 1,
                 Protocol::Stream => ctx.stream_servers += 1,
             }
-            let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
             for (ptr, x509, name) in server.certificates() {
-                let Some(key) = CertificateKey::of(&x509, server.file.as_deref()) else {
+                let chain = ssl_ffi::chain_of(ssl_ctx, &x509);
+                let issuer = ssl_ffi::issuer_of(ssl_ctx, &x509, &chain);
+                let status_id = CertificateStatusId::new(&x509, issuer.as_deref());
+                let url = match server.file {
+                    Some(_) => None,
+                    // nginx has warned: "issuer certificate not found"
+                    None if !status_id.has_issuer() => None,
+                    None => responder_url(server.responder.as_deref(), &x509, &name, &mut urls, log_),
+                };
+                let url_text = url.as_ref().map(|u| u.to_string()).unwrap_or_default();
+                let settings = match &server.file {
+                    Some(path) => StapleSettings::File { path },
+                    None => StapleSettings::Fetched {
+                        responder: &url_text,
+                        issuer: issuer.as_deref(),
+                        chain: &chain,
+                        checks: &checks,
+                    },
+                };
+                let (Some(key), Some(sha256)) = (
+                    StapleKey::new(&x509, &settings),
+                    StapleKey::certificate_sha256(&x509),
+                ) else {
                     log!(
                         NGX_LOG_WARN,
                         log_,
@@ -186,9 +220,6 @@ impl StaplingContext {
                     }
                     continue;
                 }
-                let chain = ssl_ffi::chain_of(ssl_ctx, &x509);
-                let issuer = ssl_ffi::issuer_of(ssl_ctx, &x509, &chain);
-                let status_id = CertificateStatusId::new(&x509, issuer.as_deref());
                 let file_staple = match &server.file {
                     Some(path) if check_files => match load_staple_file(path, &status_id, now) {
                         Ok(resp) => Some(resp),
@@ -203,16 +234,15 @@ impl StaplingContext {
                     },
                     _ => None,
                 };
-                let plan = match server.file {
-                    Some(_) => None,
-                    // nginx has warned: "issuer certificate not found"
-                    None if !status_id.has_issuer() => None,
-                    None => fetch_plan(server.responder.as_deref(), server.resolver, &x509, &name, log_),
-                };
+                let plan = url.map(|url| FetchPlan {
+                    url,
+                    resolver: server.resolver,
+                });
                 let must_staple = is_must_staple(&x509);
                 let i = ctx.certs.len();
                 ctx.certs.push(Certificate {
                     key,
+                    sha256,
                     name,
                     x509: x509.clone(),
                     chain,
@@ -267,7 +297,7 @@ impl StaplingContext {
 
     /// This worker's registration of a certificate loaded by variables,
     /// marked as used now.
-    pub fn dynamic_cert(&self, key: &CertificateKey, now: i64) -> Option<Rc<Certificate>> {
+    pub fn dynamic_cert(&self, key: &StapleKey, now: i64) -> Option<Rc<Certificate>> {
         let mut d = self.dynamic.borrow_mut();
         let e = d.get_mut(key)?;
         e.last_used = now;
@@ -287,7 +317,7 @@ impl StaplingContext {
         ssl: *mut sys::SSL,
         ssl_ctx: *mut sys::SSL_CTX,
         x509: &X509Ref,
-        key: CertificateKey,
+        key: StapleKey,
         log_: *mut ngx_log_t,
         now: i64,
     ) -> Option<Rc<Certificate>> {
@@ -297,7 +327,11 @@ impl StaplingContext {
         let status_id = CertificateStatusId::new(x509, issuer.as_deref());
         let name = subject_of(x509);
         let plan = if status_id.has_issuer() {
-            fetch_plan(server.responder.as_deref(), server.resolver, x509, &name, log_)
+            let mut parsed = HashMap::new();
+            responder_url(server.responder.as_deref(), x509, &name, &mut parsed, log_).map(|url| FetchPlan {
+                url,
+                resolver: server.resolver,
+            })
         } else {
             log!(
                 NGX_LOG_WARN,
@@ -309,13 +343,14 @@ impl StaplingContext {
         };
         let cert = Rc::new(Certificate {
             key,
+            sha256: StapleKey::certificate_sha256(x509)?,
             name,
             x509: x509.to_owned(),
             chain,
             status_id,
             file: None,
             file_staple: None,
-            verify: server.verify,
+            verify: server.checks.verify,
             protocol: server.protocol,
             ssl_ctx,
             plan,
@@ -371,15 +406,15 @@ impl StaplingContext {
         }
     }
 
-    /// The store's staples for the configured certificates in `wanted`
-    /// (those without a staple in the zone), checked as fetched ones are;
-    /// each file that cannot be used gets one warning.
+    /// The store's staples for the configured staples in `wanted` (those
+    /// without a staple in the zone), checked as fetched ones are; each
+    /// file that cannot be used gets one warning.
     fn read_store(
         &self,
-        wanted: &HashSet<CertificateKey>,
+        wanted: &HashSet<StapleKey>,
         log_: *mut ngx_log_t,
         now: i64,
-    ) -> Vec<(CertificateKey, CheckedResponse)> {
+    ) -> Vec<(StapleKey, CheckedResponse)> {
         let Some(store) = &self.store else {
             return Vec::new();
         };
@@ -395,16 +430,25 @@ impl StaplingContext {
                 return Vec::new();
             }
         };
-        let by_key: HashMap<_, _> = self
-            .certs
-            .iter()
-            .filter(|c| c.plan.is_some() && c.file.is_none())
-            .map(|c| (c.key, c))
-            .collect();
+        let fetched = || self.certs.iter().filter(|c| c.plan.is_some() && c.file.is_none());
+        let by_key: HashMap<_, _> = fetched().map(|c| (c.key, c)).collect();
+        // Releases before staple keys named a file by the certificate's
+        // SHA-256 alone: such a file is tried for every staple of that
+        // certificate still wanted, with that staple's checks.
+        let mut by_sha256: HashMap<StapleKey, Vec<&Certificate>> = HashMap::new();
+        for c in fetched() {
+            by_sha256.entry(c.sha256).or_default().push(c);
+        }
         let mut out = Vec::new();
+        let mut found = HashSet::new();
+        let mut legacy = Vec::new();
         for (key, path) in files {
             if by_key.contains_key(&key) && !wanted.contains(&key) {
                 // The zone has a staple already (a reload): not read.
+                continue;
+            }
+            if !by_key.contains_key(&key) && by_sha256.contains_key(&key) {
+                legacy.push((key, path));
                 continue;
             }
             let shown = path.display();
@@ -418,12 +462,7 @@ impl StaplingContext {
             let Some(cert) = by_key.get(&key) else {
                 // Kept while it could serve a certificate put back in the
                 // configuration; removed once it never could.
-                let useless = match peek_next_update(&der) {
-                    Ok(Some(next)) => next <= now,
-                    Ok(None) => false,
-                    Err(_) => true,
-                };
-                let removed = useless && std::fs::remove_file(&path).is_ok();
+                let removed = useless(&der, now) && std::fs::remove_file(&path).is_ok();
                 log!(
                     NGX_LOG_WARN,
                     log_,
@@ -432,20 +471,12 @@ impl StaplingContext {
                 );
                 continue;
             };
-            let checked = check_response(&der, &cert.status_id, &cert.signature_check(), now);
-            let problem = match &checked {
-                Err(e) => Some(e.to_string()),
-                Ok(r) if r.status == CertStatus::Revoked && !self.settings.serve_revoked => {
-                    Some("the certificate is revoked".to_string())
+            match self.usable(cert, &der, now) {
+                Ok(resp) => {
+                    found.insert(key);
+                    out.push((key, resp));
                 }
-                Ok(r) if r.status == CertStatus::Unknown => {
-                    Some("certificate status \"unknown\"".to_string())
-                }
-                Ok(_) => None,
-            };
-            match (problem, checked) {
-                (None, Ok(resp)) => out.push((key, resp)),
-                (Some(why), _) => {
+                Err(why) => {
                     log!(
                         NGX_LOG_WARN,
                         log_,
@@ -453,7 +484,44 @@ impl StaplingContext {
                         cert.name
                     );
                 }
-                (None, Err(_)) => {}
+            }
+        }
+        for (sha256, path) in legacy {
+            let want: Vec<&Certificate> = by_sha256
+                .get(&sha256)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|c| wanted.contains(&c.key) && !found.contains(&c.key))
+                .collect();
+            if want.is_empty() {
+                continue;
+            }
+            let shown = path.display();
+            let der = match std::fs::read(&path) {
+                Ok(d) => d,
+                Err(e) => {
+                    log!(NGX_LOG_WARN, log_, "ssl_stapling: cannot read \"{shown}\": {e}");
+                    continue;
+                }
+            };
+            let mut why = None;
+            for cert in want {
+                match self.usable(cert, &der, now) {
+                    Ok(resp) => out.push((cert.key, resp)),
+                    Err(e) => why = Some((cert, e)),
+                }
+            }
+            if let Some((cert, why)) = why {
+                let removed = useless(&der, now) && std::fs::remove_file(&path).is_ok();
+                log!(
+                    NGX_LOG_WARN,
+                    log_,
+                    "ssl_stapling: stored OCSP response \"{shown}\" (written by an earlier release) \
+                     for certificate \"{}\" ignored for a server whose settings it does not satisfy: {why}{}",
+                    cert.name,
+                    if removed { "; removed" } else { "" }
+                );
             }
         }
         if !out.is_empty() {
@@ -466,6 +534,18 @@ impl StaplingContext {
             );
         }
         out
+    }
+
+    /// A stored response checked for `cert`'s staple as a fetched one is.
+    fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, String> {
+        match check_response(der, &cert.status_id, &cert.signature_check(), now) {
+            Err(e) => Err(e.to_string()),
+            Ok(r) if r.status == CertStatus::Revoked && !self.settings.serve_revoked => {
+                Err("the certificate is revoked".to_string())
+            }
+            Ok(r) if r.status == CertStatus::Unknown => Err("certificate status \"unknown\"".to_string()),
+            Ok(r) => Ok(r),
+        }
     }
 
     /// Zone init (master, every start and reload): keep what a previous
@@ -487,7 +567,7 @@ impl StaplingContext {
         let mut from_store = 0;
         // Read and check outside the lock (file I/O, signatures), only for
         // certificates the zone has no staple for (all, at a start).
-        let wanted: HashSet<CertificateKey> = if self.store.is_some() {
+        let wanted: HashSet<StapleKey> = if self.store.is_some() {
             self.certs
                 .iter()
                 .filter(|c| {
@@ -539,9 +619,10 @@ impl StaplingContext {
         log!(
             NGX_LOG_NOTICE,
             log_,
-            "ssl_stapling: module took over {} certificate(s) in {} http and {} stream server(s); \
-             {} staple(s) from files, {} from the store, {} stale entr(ies) freed, \
+            "ssl_stapling: module took over {} certificate(s), {} staple(s), in {} http and {} stream \
+             server(s); {} staple(s) from files, {} from the store, {} stale entr(ies) freed, \
              {} in zone \"{name}\" ({} of {} KB used)",
+            self.certs.iter().map(|c| c.sha256).collect::<HashSet<_>>().len(),
             self.certs.len(),
             self.http_servers,
             self.stream_servers,
@@ -553,6 +634,16 @@ impl StaplingContext {
             usage.size / 1024
         );
         Ok(())
+    }
+}
+
+/// A stored response no certificate could use any more: past its
+/// nextUpdate, or not an OCSP response at all.
+fn useless(der: &[u8], now: i64) -> bool {
+    match peek_next_update(der) {
+        Ok(Some(next)) => next <= now,
+        Ok(None) => false,
+        Err(_) => true,
     }
 }
 
@@ -568,14 +659,15 @@ pub fn subject_of(x509: &X509Ref) -> String {
 }
 
 /// Where the certificate's staple is fetched from: `ssl_stapling_responder`,
-/// else the OCSP URL of its AIA extension.
-fn fetch_plan(
+/// else the OCSP URL of its AIA extension. A URL that does not parse is
+/// warned about once, however many servers name it.
+fn responder_url(
     responder: Option<&str>,
-    resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
     x509: &X509Ref,
     name: &str,
+    parsed: &mut HashMap<String, Option<ResponderUrl>>,
     log_: *mut ngx_log_t,
-) -> Option<FetchPlan> {
+) -> Option<ResponderUrl> {
     let aia = || {
         x509.ocsp_responders()
             .ok()
@@ -583,8 +675,11 @@ fn fetch_plan(
     };
     // Without either, nginx has warned "no OCSP responder URL".
     let text = responder.map(str::to_string).or_else(aia)?;
-    match ResponderUrl::parse(&text) {
-        Ok(url) => Some(FetchPlan { url, resolver }),
+    if let Some(url) = parsed.get(&text) {
+        return url.clone();
+    }
+    let url = match ResponderUrl::parse(&text) {
+        Ok(url) => Some(url),
         Err(e) => {
             log!(
                 NGX_LOG_WARN,
@@ -593,5 +688,7 @@ fn fetch_plan(
             );
             None
         }
-    }
+    };
+    parsed.insert(text, url.clone());
+    url
 }

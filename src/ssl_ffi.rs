@@ -3,6 +3,7 @@
 //! trusted store, and the SSL_CTX controls behind C macros. All of them are
 //! in the libcrypto/libssl that nginx itself links.
 
+use std::collections::HashMap;
 use std::ffi::{c_int, c_long, c_void};
 use std::ptr;
 
@@ -43,6 +44,8 @@ extern "C" {
         x: *mut sys::X509,
     ) -> c_int;
     pub fn X509_get_ex_data(x: *mut sys::X509, idx: c_int) -> *mut c_void;
+    fn X509_OBJECT_get0_X509_CRL(obj: *const sys::X509_OBJECT) -> *mut sys::X509_CRL;
+    fn X509_STORE_get0_param(store: *mut sys::X509_STORE) -> *mut sys::X509_VERIFY_PARAM;
     fn ASN1_STRING_get0_data(x: *const sys::ASN1_STRING) -> *const u8;
 }
 
@@ -181,6 +184,72 @@ pub unsafe fn issuer_of(ctx: *mut sys::SSL_CTX, cert: &X509Ref, chain: &[X509]) 
     sys::X509_STORE_CTX_free(sctx);
     // SAFETY: get1 returned a new reference that X509 now owns.
     found.then(|| X509::from_ptr(issuer))
+}
+
+/// A digest of what a check against `ctx`'s trusted store depends on: its
+/// certificates and CRLs (in any order) and its verification flags. Two
+/// servers that load the same `ssl_trusted_certificate` get the same
+/// digest. Certificate digests are remembered by pointer in `memo`: nginx's
+/// certificate cache shares one X509 between the stores of many servers.
+///
+/// # Safety
+/// `ctx` must be a live SSL_CTX; the X509 objects behind `memo`'s keys
+/// must outlive it (they are the cycle's).
+pub unsafe fn trust_digest(ctx: *mut sys::SSL_CTX, memo: &mut HashMap<usize, [u8; 32]>) -> [u8; 32] {
+    let mut parts: Vec<[u8; 32]> = Vec::new();
+    let mut flags: u64 = 0;
+    let store = sys::SSL_CTX_get_cert_store(ctx);
+    if !store.is_null() {
+        // Read at configuration time, in the single-threaded master: no
+        // one changes the store meanwhile.
+        let objects = sys::X509_STORE_get0_objects(store) as *const sys::OPENSSL_STACK;
+        let n = if objects.is_null() {
+            0
+        } else {
+            sys::OPENSSL_sk_num(objects)
+        };
+        for i in 0..n {
+            let obj = sys::OPENSSL_sk_value(objects, i) as *const sys::X509_OBJECT;
+            if obj.is_null() {
+                continue;
+            }
+            let cert = sys::X509_OBJECT_get0_X509(obj);
+            if !cert.is_null() {
+                let d = *memo.entry(cert as usize).or_insert_with(|| {
+                    let mut d = [0u8; 32];
+                    if let Ok(h) = X509Ref::from_ptr(cert).digest(MessageDigest::sha256()) {
+                        let n = h.len().min(32);
+                        d[..n].copy_from_slice(&h[..n]);
+                    }
+                    d
+                });
+                parts.push(d);
+                continue;
+            }
+            let crl = X509_OBJECT_get0_X509_CRL(obj);
+            if crl.is_null() {
+                continue;
+            }
+            let mut md = [0u8; 64];
+            let mut len: std::ffi::c_uint = 0;
+            if sys::X509_CRL_digest(crl, sys::EVP_sha256(), md.as_mut_ptr(), &mut len) == 1 && len == 32 {
+                let mut d = [0u8; 32];
+                d.copy_from_slice(&md[..32]);
+                parts.push(d);
+            }
+        }
+        let param = X509_STORE_get0_param(store);
+        if !param.is_null() {
+            flags = sys::X509_VERIFY_PARAM_get_flags(param) as u64;
+        }
+    }
+    parts.sort_unstable();
+    let mut h = openssl::sha::Sha256::new();
+    h.update(&flags.to_be_bytes());
+    for p in &parts {
+        h.update(p);
+    }
+    h.finish()
 }
 
 pub type StatusCallback = unsafe extern "C" fn(*mut sys::SSL, *mut c_void) -> c_int;

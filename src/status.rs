@@ -5,16 +5,20 @@
 
 use std::fmt::Write;
 
-use crate::certificate::Certificate;
+use crate::certificate::{Certificate, StapleKey};
 use crate::ocsp::CertStatus;
 use crate::zone::{Entry, FetchResult, StapleSource};
 
 /// One certificate as the page shows it.
 #[derive(Debug, Clone, Default)]
 pub struct CertView {
+    /// The staple's id (certificate and server settings).
+    pub id: Option<StapleKey>,
     pub subject: Option<String>,
     pub serial: Option<String>,
-    pub sha256: String,
+    /// The certificate's SHA-256 (unknown for a certificate loaded by
+    /// variables in another worker).
+    pub sha256: Option<String>,
     pub servers: Vec<String>,
     pub protocol: &'static str,
     pub responder: Option<String>,
@@ -123,7 +127,8 @@ impl CertView {
         CertView {
             subject: Some(crate::context::subject_of(&cert.x509)),
             serial,
-            sha256: cert.key.to_string(),
+            id: Some(cert.key),
+            sha256: Some(cert.sha256.to_string()),
             servers: cert.servers.clone(),
             protocol: match cert.protocol {
                 crate::certificate::Protocol::Http => "http",
@@ -156,7 +161,7 @@ pub fn collect(ctx: &crate::context::StaplingContext, now: i64) -> Page {
     {
         let mut z = zone.lock();
         for view in certs.iter_mut() {
-            if let Ok(key) = parse_hex_key(&view.sha256) {
+            if let Some(key) = view.id {
                 view.state = z.find(&key).map(|e| EntryView::of(e));
             }
         }
@@ -178,7 +183,7 @@ pub fn collect(ctx: &crate::context::StaplingContext, now: i64) -> Page {
         let mut view = match dynamic.iter().find(|c| c.key == key) {
             Some(c) => CertView::of(c, true),
             None => CertView {
-                sha256: key.to_string(),
+                id: Some(key),
                 dynamic: true,
                 ..CertView::default()
             },
@@ -191,20 +196,6 @@ pub fn collect(ctx: &crate::context::StaplingContext, now: i64) -> Page {
         zone: Some(zone_view),
         certs,
     }
-}
-
-fn parse_hex_key(hex: &str) -> Result<crate::certificate::CertificateKey, ()> {
-    let mut key = [0u8; 32];
-    if hex.len() != 64 {
-        return Err(());
-    }
-    for (i, b) in key.iter_mut().enumerate() {
-        *b = hex
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .ok_or(())?;
-    }
-    Ok(crate::certificate::CertificateKey(key))
 }
 
 /// Unix seconds as RFC 3339 UTC.
@@ -301,8 +292,10 @@ pub fn render_json(page: &Page, module_version: &str, nginx_version: &str) -> St
         json_opt_str(&mut o, c.subject.as_deref());
         o.push_str(",\"serial\":");
         json_opt_str(&mut o, c.serial.as_deref());
+        o.push_str(",\"id\":");
+        json_opt_str(&mut o, c.id.map(|k| k.to_string()).as_deref());
         o.push_str(",\"sha256\":");
-        json_str(&mut o, &c.sha256);
+        json_opt_str(&mut o, c.sha256.as_deref());
         o.push_str(",\"servers\":[");
         for (j, s) in c.servers.iter().enumerate() {
             if j > 0 {
@@ -404,8 +397,11 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
         }
     }
     let labels = |c: &CertView| {
+        let short = |h: &str| h.get(..16).unwrap_or(h).to_string();
         let mut l = String::from("{sha256=");
-        label(&mut l, c.sha256.get(..16).unwrap_or(&c.sha256));
+        label(&mut l, &c.sha256.as_deref().map(short).unwrap_or_default());
+        l.push_str(",staple=");
+        label(&mut l, &c.id.map(|k| short(&k.to_string())).unwrap_or_default());
         l.push_str(",subject=");
         label(&mut l, c.subject.as_deref().unwrap_or(""));
         l.push_str(",serial=");
@@ -514,9 +510,10 @@ mod tests {
                 dynamic_entries: 0,
             }),
             certs: vec![CertView {
+                id: Some(StapleKey([0xcd; 32])),
                 subject: Some("CN=a \"quoted\"".into()),
                 serial: Some("1f".into()),
-                sha256: "ab".repeat(32),
+                sha256: Some("ab".repeat(32)),
                 servers: vec!["a.test".into()],
                 protocol: "http",
                 responder: Some("http://ocsp.test/".into()),
@@ -550,6 +547,11 @@ mod tests {
         for want in [
             "\"subject\":\"CN=a \\\"quoted\\\"\"",
             "\"serial\":\"1f\"",
+            &format!(
+                "\"id\":\"{}\",\"sha256\":\"{}\"",
+                "cd".repeat(32),
+                "ab".repeat(32)
+            ),
             "\"servers\":[\"a.test\"]",
             "\"source\":\"fetched\"",
             "\"status\":\"good\"",
@@ -566,7 +568,7 @@ mod tests {
     #[test]
     fn prometheus_lines() {
         let p = render_prometheus(&page(), "0.1.0", "1.28.3");
-        assert!(p.contains("ssl_stapling_staple_valid_seconds{sha256=\"abababababababab\",subject=\"CN=a \\\"quoted\\\"\",serial=\"1f\"} 600\n"));
+        assert!(p.contains("ssl_stapling_staple_valid_seconds{sha256=\"abababababababab\",staple=\"cdcdcdcdcdcdcdcd\",subject=\"CN=a \\\"quoted\\\"\",serial=\"1f\"} 600\n"));
         assert!(p.contains(",result=\"failed\"} 1\n"));
         let mut l = String::new();
         label(&mut l, "a\tb\"c\\d\ne");

@@ -1,5 +1,5 @@
-//! The disk store (`ssl_stapling_store`): one file per certificate,
-//! `<certificate id>.der`, holding the last accepted staple, so that a
+//! The disk store (`ssl_stapling_store`): one file per staple,
+//! `<staple id>.der` (see `StapleKey`), holding the last accepted staple, so that a
 //! restarted nginx staples its first handshakes even while the responder is
 //! down. Files are written atomically (a temporary file in the same
 //! directory, then renamed over the old one): a crash of nginx leaves the
@@ -16,7 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::certificate::CertificateKey;
+use crate::certificate::StapleKey;
 
 const SUFFIX: &str = ".der";
 const TEMP_MARK: &str = ".tmp.";
@@ -29,11 +29,11 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn path_of(&self, key: &CertificateKey) -> PathBuf {
+    pub fn path_of(&self, key: &StapleKey) -> PathBuf {
         self.dir.join(format!("{key}{SUFFIX}"))
     }
 
-    pub fn read(&self, key: &CertificateKey) -> io::Result<Option<Vec<u8>>> {
+    pub fn read(&self, key: &StapleKey) -> io::Result<Option<Vec<u8>>> {
         match fs::read(self.path_of(key)) {
             Ok(d) => Ok(Some(d)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -42,7 +42,7 @@ impl Store {
     }
 
     /// Replaces the certificate's file with `der`, atomically.
-    pub fn write(&self, key: &CertificateKey, der: &[u8]) -> io::Result<()> {
+    pub fn write(&self, key: &StapleKey, der: &[u8]) -> io::Result<()> {
         let tmp = self
             .dir
             .join(format!(".{key}{SUFFIX}{TEMP_MARK}{}", std::process::id()));
@@ -63,7 +63,7 @@ impl Store {
         result
     }
 
-    pub fn remove(&self, key: &CertificateKey) -> io::Result<()> {
+    pub fn remove(&self, key: &StapleKey) -> io::Result<()> {
         match fs::remove_file(self.path_of(key)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -72,7 +72,7 @@ impl Store {
 
     /// Every `<id>.der` file: (id, path). Temporary files a crash left
     /// behind (older than a minute, so no live writer's) are removed.
-    pub fn list(&self) -> io::Result<Vec<(CertificateKey, PathBuf)>> {
+    pub fn list(&self) -> io::Result<Vec<(StapleKey, PathBuf)>> {
         let mut out = Vec::new();
         let old = SystemTime::now() - Duration::from_secs(60);
         for dirent in fs::read_dir(&self.dir)? {
@@ -89,24 +89,13 @@ impl Store {
                 }
                 continue;
             }
-            if let Some(key) = name.strip_suffix(SUFFIX).and_then(parse_key) {
+            if let Some(key) = name.strip_suffix(SUFFIX).and_then(StapleKey::parse) {
                 out.push((key, dirent.path()));
             }
         }
         out.sort_by(|a, b| a.1.cmp(&b.1));
         Ok(out)
     }
-}
-
-fn parse_key(hex: &str) -> Option<CertificateKey> {
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    for (i, b) in key.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(CertificateKey(key))
 }
 
 /// Makes sure the workers (running as `uid`:`gid` when the master is root)
@@ -189,7 +178,7 @@ mod tests {
             dir: dir.clone(),
             writable: true,
         };
-        let key = CertificateKey([0xab; 32]);
+        let key = StapleKey([0xab; 32]);
         assert_eq!(store.read(&key).unwrap(), None);
         store.write(&key, b"one").unwrap();
         store.write(&key, b"two").unwrap();
@@ -217,13 +206,5 @@ mod tests {
         fs::write(&dir, b"x").unwrap();
         assert!(prepare(&dir, None).unwrap_err().contains("not a directory"));
         fs::remove_file(&dir).unwrap();
-    }
-
-    #[test]
-    fn keys_round_trip() {
-        let key = CertificateKey([0x01; 32]);
-        assert_eq!(parse_key(&key.to_string()), Some(key));
-        assert_eq!(parse_key("zz"), None);
-        assert_eq!(parse_key(&"g".repeat(64)), None);
     }
 }

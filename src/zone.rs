@@ -1,5 +1,5 @@
 //! The shared-memory zone: one slab pool, one red-black tree of entries
-//! keyed by the certificate id (SHA-256 of its DER). Entries hold no
+//! keyed by the staple id (see `StapleKey`). Entries hold no
 //! pointers into worker memory, so every worker, and the next cycle after a
 //! reload, reads them alike.
 //!
@@ -15,12 +15,12 @@ use nginx_sys::{
     ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_init, ngx_slab_pool_t,
 };
 
-use crate::certificate::CertificateKey;
+use crate::certificate::StapleKey;
 use crate::ocsp::{CertStatus, CheckedResponse};
 
 /// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
 /// with another value is wiped and started afresh.
-const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0002;
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0003;
 
 const LAST_ERROR_LEN: usize = 120;
 
@@ -53,7 +53,7 @@ pub enum StapleSource {
 #[repr(C)]
 pub struct Entry {
     node: ngx_rbtree_node_t,
-    pub key: CertificateKey,
+    pub key: StapleKey,
     der: *mut u8,
     der_len: usize,
     pub source: StapleSource,
@@ -109,7 +109,7 @@ impl FetchResult {
 }
 
 impl Entry {
-    fn new(key: CertificateKey, config_seq: u64) -> Self {
+    fn new(key: StapleKey, config_seq: u64) -> Self {
         // SAFETY: an all-zero rbtree node is what nginx starts nodes from.
         let node: ngx_rbtree_node_t = unsafe { mem::zeroed() };
         Entry {
@@ -181,7 +181,7 @@ impl Entry {
     }
 }
 
-fn tree_key(key: &CertificateKey) -> ngx_rbtree_key_t {
+fn tree_key(key: &StapleKey) -> ngx_rbtree_key_t {
     let mut b = [0u8; 8];
     b.copy_from_slice(&key.0[..8]);
     u64::from_le_bytes(b) as ngx_rbtree_key_t
@@ -349,7 +349,7 @@ impl Locked<'_> {
         Ok((state, root.config_seq))
     }
 
-    pub fn find(&mut self, key: &CertificateKey) -> Option<&mut Entry> {
+    pub fn find(&mut self, key: &StapleKey) -> Option<&mut Entry> {
         let root = self.root()?;
         let k = tree_key(key);
         let sentinel = root.tree.sentinel;
@@ -378,7 +378,7 @@ impl Locked<'_> {
 
     /// The entry for `key`, created if missing, marked as part of the
     /// configuration `seq`.
-    pub fn register(&mut self, key: &CertificateKey, seq: u64) -> Result<&mut Entry, ZoneFull> {
+    pub fn register(&mut self, key: &StapleKey, seq: u64) -> Result<&mut Entry, ZoneFull> {
         if let Some(e) = self.find(key).map(|e| e as *mut Entry) {
             // SAFETY: the entry stays allocated while the lock is held; the
             // raw pointer only ends the borrow of `self` taken by `find`.
@@ -501,7 +501,7 @@ impl Locked<'_> {
     /// whether it is new.
     pub fn register_dynamic(
         &mut self,
-        key: &CertificateKey,
+        key: &StapleKey,
         now: i64,
         max: usize,
     ) -> Result<(&mut Entry, bool), ZoneFull> {

@@ -359,14 +359,29 @@ sub serial {
 	return $1;
 }
 
-# Hex SHA-256 of a certificate's DER: its id in the zone, the store and
-# the status page.
+# Hex SHA-256 of a certificate's DER: its "sha256" on the status page.
 sub cert_sha256 {
 	my ($self, $name) = @_;
 	my $der = `openssl x509 -in $self->{dir}/$name.crt -outform DER`;
 	die "cannot read $name.crt\n" if $? || !length $der;
 	require Digest::SHA;
 	return Digest::SHA::sha256_hex($der);
+}
+
+# The ids (status page "id", store file "<id>.der") of the staples of
+# certificate $name, as the status page at 127.0.0.1:$port/status lists
+# them. In scalar context: the one id, or a death when there is not one.
+sub staple_ids {
+	my ($self, $port, $name) = @_;
+	my ($status, undef, $body) = $self->http_request($port, '/status');
+	die "status page on port $port: HTTP $status\n" unless $status == 200;
+	require JSON::PP;
+	my $sha = $self->cert_sha256($name);
+	my @ids = map { $_->{id} }
+		grep { ($_->{sha256} // '') eq $sha } @{JSON::PP::decode_json($body)->{certificates}};
+	return @ids if wantarray;
+	die scalar(@ids) . " staples of $name on the status page, not one\n" unless @ids == 1;
+	return $ids[0];
 }
 
 # A plain HTTP/1.0 request to 127.0.0.1:$port; returns (status, headers
@@ -465,17 +480,28 @@ sub ocsp_requests {
 	return scalar @r;
 }
 
-# A DNS server on 127.0.0.1:$port answering A records for %names.
+# A DNS server on 127.0.0.1:$port answering A records for %names. A name
+# written to the test directory's dns.forget (see forget_name) is answered
+# NXDOMAIN from then on.
 sub start_dns {
 	my ($self, $port, %names) = @_;
+	local $ENV{DNS_FORGET} = "$self->{dir}/dns.forget";
 	$self->run_daemon('dns', qr/^ready$/m, $^X, "$ROOT/nginx-tests/lib/dns-server.pl",
 		$port, map { "$_=$names{$_}" } sort keys %names);
 }
 
-# The fault-injecting responder (lib/fault-responder.pl) on $port.
+sub forget_name {
+	my ($self, $name) = @_;
+	open my $f, '>>', "$self->{dir}/dns.forget" or die "dns.forget: $!\n";
+	print $f "$name\n";
+	close $f;
+}
+
+# The fault-injecting responder (lib/fault-responder.pl) on $port; another
+# one needs another $name.
 sub start_fault_responder {
-	my ($self, $port) = @_;
-	$self->run_daemon('faults', qr/^ready$/m, $^X,
+	my ($self, $port, $name) = @_;
+	$self->run_daemon($name // 'faults', qr/^ready$/m, $^X,
 		"$ROOT/nginx-tests/lib/fault-responder.pl", $port, $self->{dir});
 }
 

@@ -3,6 +3,8 @@
 # A real DNS server for the tests: dns-server.pl PORT NAME=IP[,IP...] ...
 # Answers A queries for the given names, an empty answer for their other
 # types, and NXDOMAIN for every other name. Listens on 127.0.0.1 (UDP).
+# A name listed in the file named by $DNS_FORGET (one per line, read at
+# every query) is answered NXDOMAIN: a test can make a name disappear.
 
 use strict;
 use warnings;
@@ -18,6 +20,10 @@ my $ns = Net::DNS::Nameserver->new(
 	ReplyHandler => sub {
 		my ($qname, $qclass, $qtype) = @_;
 		my $ip = $a{lc $qname};
+		if (defined $ENV{DNS_FORGET} && open my $f, '<', $ENV{DNS_FORGET}) {
+			my %gone = map { chomp; (lc $_ => 1) } <$f>;
+			undef $ip if $gone{lc $qname};
+		}
 		return ('NXDOMAIN', [], [], [], { aa => 1 }) unless defined $ip;
 		return ('NOERROR', [], [], [], { aa => 1 }) unless $qtype eq 'A';
 		my @rr = map { Net::DNS::RR->new("$qname 1 IN A $_") } split /,/, $ip;

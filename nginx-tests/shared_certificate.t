@@ -1,0 +1,127 @@
+#!/usr/bin/perl
+
+# One certificate in several servers: each server's stapling settings
+# decide its staple, as in nginx (its ssl_stapling.t). Servers with the
+# same effective settings share one staple and one fetch; a server with
+# another responder, or with ssl_stapling_verify and another trust, gets
+# its own, fetched and checked with its own settings, and never another's.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use JSON::PP;
+use StaplingTest qw(wait_for);
+
+my $t = StaplingTest->new;
+my $a = $t->port('ocsp_a');
+my $b = $t->port('ocsp_b');
+$t->make_ca('root');
+# A delegated signer: only servers that trust root.crt can verify it.
+$t->make_cert('signer', ca => 'root', ext => 'extendedKeyUsage=OCSPSigning');
+$t->make_cert('site', ca => 'root', ocsp => "http://127.0.0.1:$a/");
+# Two responders for the same CA, told apart by their responses' validity.
+$t->start_ocsp_responder(name => 'ocsp_a', ca => 'root', signer => 'signer', port => $a, ndays => 1);
+$t->start_ocsp_responder(name => 'ocsp_b', ca => 'root', signer => 'signer', port => $b, nmin => 30);
+
+my $site = <<'EOF';
+        ssl_certificate site.chain.crt;
+        ssl_certificate_key site.key;
+        ssl_stapling on;
+EOF
+$t->write_config(<<"EOF");
+worker_processes 2;
+events { }
+http {
+    server {
+        listen 127.0.0.1:%%PORT_aia%% ssl;
+        server_name one.test;
+$site
+    }
+    server {
+        listen 127.0.0.1:%%PORT_aia2%% ssl;
+        server_name two.test;
+$site
+    }
+    server {
+        listen 127.0.0.1:%%PORT_other%% ssl;
+        server_name other.test;
+$site
+        ssl_stapling_responder http://127.0.0.1:$b/;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_trusted%% ssl;
+        server_name trusted.test;
+$site
+        ssl_stapling_verify on;
+        ssl_trusted_certificate root.crt;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_trusted2%% ssl;
+        server_name trusted2.test;
+$site
+        ssl_stapling_verify on;
+        ssl_trusted_certificate root.crt;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_untrusted%% ssl;
+        server_name untrusted.test;
+$site
+        ssl_stapling_verify on;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_status%%;
+        location /status {
+            ssl_stapling_status;
+        }
+    }
+}
+EOF
+$t->run(workers => 2);
+
+like($t->read_log, qr/took over 1 certificate\(s\), 4 staple\(s\), in 6 http and 0 stream server\(s\)/,
+	'the startup line: one certificate, four staples');
+
+my %staple;
+for my $p (qw(aia aia2 other trusted trusted2)) {
+	$staple{$p} = wait_for(sub { $t->handshake($t->port($p))->{staple} }, 10);
+	ok($staple{$p}, "$p: stapled");
+}
+ok(wait_for(sub {
+	$t->read_log =~ /cannot fetch OCSP response for certificate "[^"]*site\.chain\.crt" from http:\/\/127\.0\.0\.1:$a\/: OCSP response signature verification failed/
+}, 10), 'verify on without the signer\'s root: the fetch is refused, logged');
+my $r = $t->handshake($t->port('untrusted'));
+ok($r->{ok} && !defined $r->{staple}, 'verify on without the signer\'s root: no staple (not another server\'s)');
+
+sub validity {
+	my ($der) = @_;
+	my $text = $t->staple_text($der);
+	my ($this) = $text =~ /This Update: (.+)/;
+	my ($next) = $text =~ /Next Update: (.+)/;
+	return ($this // '?') . ' - ' . ($next // '?');
+}
+is($staple{aia2}, $staple{aia}, 'same settings in two servers: the same staple');
+is($staple{trusted2}, $staple{trusted}, 'the same verify and trust in two servers: the same staple');
+isnt(validity($staple{other}), validity($staple{aia}), 'ssl_stapling_responder: its responder\'s staple, not the AIA one');
+
+# One fetch per distinct setting: the AIA responder for (aia, aia2),
+# (trusted, trusted2) and (untrusted); the other responder for (other).
+is($t->ocsp_requests('ocsp_a'), 3, 'the AIA responder: one request per distinct setting (3)');
+is($t->ocsp_requests('ocsp_b'), 1, 'the other responder: one request');
+
+my ($status, undef, $body) = $t->http_request($t->port('status'), '/status');
+is($status, 200, 'status page');
+my @items = @{decode_json($body)->{certificates}};
+is(scalar @items, 4, 'the status page lists one item per staple');
+my %servers = map { join(',', @{$_->{servers}}) => $_ } @items;
+is_deeply([sort keys %servers], ['one.test,two.test', 'other.test', 'trusted.test,trusted2.test', 'untrusted.test'],
+	'each item with the servers it serves');
+is(scalar(grep { $_->{sha256} eq $t->cert_sha256('site') } @items), 4, 'all four of the one certificate');
+is(scalar(keys %{{map { $_->{id} => 1 } @items}}), 4, 'four distinct staple ids');
+is($servers{'untrusted.test'}{status}, 'none', 'the refused staple: none');
+is($servers{'other.test'}{responder}, "http://127.0.0.1:$b/", 'the other responder shown');
+
+$t->stop;
+$t->check_log;
+done_testing;
