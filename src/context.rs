@@ -9,7 +9,9 @@ use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use nginx_sys::{ngx_log_t, ngx_msec_t, ngx_resolver_t, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
+use nginx_sys::{
+    ngx_log_t, ngx_msec_t, ngx_resolver_t, NGX_LOG_CRIT, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
+};
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
@@ -24,7 +26,7 @@ use crate::ocsp::{
 use crate::schedule::{self, Policy};
 use crate::ssl_ffi;
 use crate::store::Store;
-use crate::zone::{Prepared, StapleSource, Zone, ZoneFull};
+use crate::zone::{size_for, Prepared, StapleSource, Zone, ZoneFull, STAPLE_ESTIMATE};
 
 /// The module-wide settings (main-context directives).
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +38,9 @@ pub struct Settings {
     pub fetch_concurrency: usize,
     /// The most certificates loaded by variables kept in the zone.
     pub dynamic_max: usize,
+    /// The largest OCSP response stapled (nginx's own code reads at most
+    /// 16 KB of a response, so it never staples more).
+    pub max_staple_bytes: usize,
 }
 
 impl Default for Settings {
@@ -46,8 +51,18 @@ impl Default for Settings {
             serve_revoked: false,
             fetch_concurrency: 4,
             dynamic_max: 256,
+            max_staple_bytes: DEFAULT_MAX_STAPLE_BYTES,
         }
     }
+}
+
+/// nginx's built-in stapling reads a response into one 16 KB buffer.
+pub const DEFAULT_MAX_STAPLE_BYTES: usize = 16 * 1024;
+
+/// Why a response is too large to staple, or nothing.
+pub fn size_problem(len: usize, max: usize) -> Option<String> {
+    (len > max)
+        .then(|| format!("OCSP response of {len} bytes is larger than ssl_stapling_max_size ({max} bytes)"))
 }
 
 impl Settings {
@@ -89,6 +104,8 @@ pub struct StaplingContext {
     pub store: Option<Store>,
     zone: Cell<Option<Zone>>,
     zone_name: RefCell<String>,
+    /// Staples the zone had no room for in this configuration.
+    no_room: RefCell<HashSet<StapleKey>>,
     pub http_servers: usize,
     pub stream_servers: usize,
 }
@@ -100,10 +117,20 @@ enum FileError {
     Read(#[from] std::io::Error),
     #[error("{0}")]
     Check(#[from] crate::ocsp::OcspError),
+    #[error("{0}")]
+    TooLarge(String),
 }
 
-fn load_staple_file(path: &str, id: &CertificateStatusId, now: i64) -> Result<CheckedResponse, FileError> {
+fn load_staple_file(
+    path: &str,
+    id: &CertificateStatusId,
+    now: i64,
+    max: usize,
+) -> Result<CheckedResponse, FileError> {
     let der = std::fs::read(path)?;
+    if let Some(why) = size_problem(der.len(), max) {
+        return Err(FileError::TooLarge(why));
+    }
     Ok(check_response(&der, id, &NoSignatureCheck, now)?)
 }
 
@@ -129,6 +156,7 @@ impl StaplingContext {
             store,
             zone: Cell::new(None),
             zone_name: RefCell::new(String::new()),
+            no_room: RefCell::new(HashSet::new()),
             http_servers: 0,
             stream_servers: 0,
         };
@@ -221,17 +249,19 @@ impl StaplingContext {
                     continue;
                 }
                 let file_staple = match &server.file {
-                    Some(path) if check_files => match load_staple_file(path, &status_id, now) {
-                        Ok(resp) => Some(resp),
-                        Err(e) => {
-                            log!(
+                    Some(path) if check_files => {
+                        match load_staple_file(path, &status_id, now, ctx.settings.max_staple_bytes) {
+                            Ok(resp) => Some(resp),
+                            Err(e) => {
+                                log!(
                                 NGX_LOG_WARN,
                                 log_,
                                 "\"ssl_stapling_file\" \"{path}\" ignored for certificate \"{name}\": {e}"
                             );
-                            None
+                                None
+                            }
                         }
-                    },
+                    }
                     _ => None,
                 };
                 let plan = url.map(|url| FetchPlan {
@@ -452,7 +482,7 @@ impl StaplingContext {
                 continue;
             }
             let shown = path.display();
-            let der = match std::fs::read(&path) {
+            let der = match crate::store::read_file(&path) {
                 Ok(d) => d,
                 Err(e) => {
                     log!(NGX_LOG_WARN, log_, "ssl_stapling: cannot read \"{shown}\": {e}");
@@ -498,7 +528,7 @@ impl StaplingContext {
                 continue;
             }
             let shown = path.display();
-            let der = match std::fs::read(&path) {
+            let der = match crate::store::read_file(&path) {
                 Ok(d) => d,
                 Err(e) => {
                     log!(NGX_LOG_WARN, log_, "ssl_stapling: cannot read \"{shown}\": {e}");
@@ -538,6 +568,9 @@ impl StaplingContext {
 
     /// A stored response checked for `cert`'s staple as a fetched one is.
     fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, String> {
+        if let Some(why) = size_problem(der.len(), self.settings.max_staple_bytes) {
+            return Err(why);
+        }
         match check_response(der, &cert.status_id, &cert.signature_check(), now) {
             Err(e) => Err(e.to_string()),
             Ok(r) if r.status == CertStatus::Revoked && !self.settings.serve_revoked => {
@@ -581,16 +614,46 @@ impl StaplingContext {
         drop(z);
         let stored: HashMap<_, _> = self.read_store(&wanted, log_, now).into_iter().collect();
         let mut z = zone.lock();
+        // Entries a previous cycle left for staples still configured are
+        // kept; those of removed ones are freed before new ones take room.
+        let mut known = HashSet::new();
         for cert in &self.certs {
-            let entry = z.register(&cert.key, seq)?;
+            if z.find(&cert.key).is_some() && z.register(&cert.key, seq).is_ok() {
+                known.insert(cert.key);
+            }
+        }
+        let freed = z.sweep(seq);
+        // A new entry is made only with room for its staple too: a zone too
+        // small for every staple serves those that fit, rather than filling
+        // up with entries that can never hold one.
+        let mut room = z.room_plan();
+        let mut no_room = HashSet::new();
+        for cert in &self.certs {
+            if !known.contains(&cert.key) {
+                let staple = cert
+                    .file_staple
+                    .as_ref()
+                    .or_else(|| stored.get(&cert.key))
+                    .map_or(STAPLE_ESTIMATE, |r| r.der.len());
+                if !room.try_add(staple) {
+                    no_room.insert(cert.key);
+                    continue;
+                }
+            }
+            let Ok(entry) = z.register(&cert.key, seq) else {
+                no_room.insert(cert.key);
+                continue;
+            };
             let entry: *mut _ = entry;
             // SAFETY: the entry stays allocated while we hold the lock.
             let entry = unsafe { &mut *entry };
             match &cert.file_staple {
-                Some(resp) => {
-                    z.store(entry, resp, StapleSource::File, now)?;
-                    from_files += 1;
-                }
+                Some(resp) => match z.store(entry, resp, StapleSource::File, now) {
+                    Ok(()) => from_files += 1,
+                    Err(ZoneFull) => {
+                        no_room.insert(cert.key);
+                    }
+                },
                 // A staple that came from a file no longer configured (or
                 // no longer valid) must not outlive the configuration.
                 None if entry.source == StapleSource::File => z.clear(entry),
@@ -599,7 +662,10 @@ impl StaplingContext {
             // A restart: the store has what the last nginx fetched.
             if cert.plan.is_some() && entry.servable(now).is_none() {
                 if let Some(resp) = stored.get(&cert.key) {
-                    z.store(entry, resp, StapleSource::Store, now)?;
+                    if z.store(entry, resp, StapleSource::Store, now).is_err() {
+                        no_room.insert(cert.key);
+                        continue;
+                    }
                     let random = nginx_sys::ngx_random() as u32;
                     entry.next_refresh = schedule::after_success(
                         &self.settings.policy,
@@ -612,16 +678,35 @@ impl StaplingContext {
                 }
             }
         }
-        let freed = z.sweep(seq);
         z.trim_dynamic(self.settings.dynamic_max);
+        if !no_room.is_empty() {
+            // Once per configuration: the workers log later failures at
+            // debug.
+            z.take_full_warning();
+        }
         let usage = z.usage();
         drop(z);
+        if !no_room.is_empty() {
+            log!(
+                NGX_LOG_CRIT,
+                log_,
+                "ssl_stapling: zone \"{name}\" ({} KB) is full: no room for {} of {} staple(s), \
+                 which are not fetched or served; about {} KB needed: raise its size with \
+                 \"ssl_stapling_zone\"",
+                usage.size / 1024,
+                no_room.len(),
+                self.certs.len(),
+                size_for(self.certs.len() + self.settings.dynamic_max).div_ceil(1024)
+            );
+        }
+        let without_room = no_room.len();
+        *self.no_room.borrow_mut() = no_room;
         log!(
             NGX_LOG_NOTICE,
             log_,
             "ssl_stapling: module took over {} certificate(s), {} staple(s), in {} http and {} stream \
              server(s); {} staple(s) from files, {} from the store, {} stale entr(ies) freed, \
-             {} in zone \"{name}\" ({} of {} KB used)",
+             {} in zone \"{name}\" ({} of {} KB used){}",
             self.certs.iter().map(|c| c.sha256).collect::<HashSet<_>>().len(),
             self.certs.len(),
             self.http_servers,
@@ -631,9 +716,20 @@ impl StaplingContext {
             freed,
             usage.entries,
             usage.used() / 1024,
-            usage.size / 1024
+            usage.size / 1024,
+            if without_room > 0 {
+                format!(", {without_room} without room")
+            } else {
+                String::new()
+            }
         );
         Ok(())
+    }
+
+    /// Whether the zone had no room for this staple in this configuration
+    /// (it is then neither fetched nor served).
+    pub fn without_room(&self, key: &StapleKey) -> bool {
+        self.no_room.borrow().contains(key)
     }
 }
 

@@ -31,6 +31,8 @@ pub enum FetchError {
     Ocsp(#[from] OcspError),
     #[error("out of memory")]
     NoMemory,
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// Where and how a certificate's staple is fetched.

@@ -29,11 +29,13 @@ pub struct BlockConf {
 }
 
 unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
-    Pool::from_ngx_pool((*cf).pool)
-        .allocate(BlockConf {
-            store: StoreSetting::Unset,
-        })
-        .cast()
+    guard(ptr::null_mut(), || {
+        Pool::from_ngx_pool((*cf).pool)
+            .allocate(BlockConf {
+                store: StoreSetting::Unset,
+            })
+            .cast()
+    })
 }
 
 fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
@@ -47,7 +49,12 @@ unsafe extern "C" fn set_store(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    let conf = &mut *(conf as *mut BlockConf);
+    guard(NGX_CONF_ERROR, || {
+        set_store_inner(cf, &mut *(conf as *mut BlockConf))
+    })
+}
+
+unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_char {
     if conf.store != StoreSetting::Unset {
         return c"is duplicate".as_ptr().cast_mut();
     }
@@ -74,11 +81,13 @@ unsafe extern "C" fn set_status(
     _cmd: *mut ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
-    let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
-    let clcf =
-        *(*ctx).loc_conf.add(nginx_sys::ngx_http_core_module.ctx_index) as *mut ngx_http_core_loc_conf_t;
-    (*clcf).handler = Some(status_handler);
-    NGX_CONF_OK
+    guard(NGX_CONF_ERROR, || {
+        let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
+        let clcf =
+            *(*ctx).loc_conf.add(nginx_sys::ngx_http_core_module.ctx_index) as *mut ngx_http_core_loc_conf_t;
+        (*clcf).handler = Some(status_handler);
+        NGX_CONF_OK
+    })
 }
 
 unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {

@@ -10,7 +10,7 @@ use std::ptr;
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_int_t, ngx_module_t, ngx_msec_t,
     ngx_parse_size, ngx_parse_time, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, ngx_uint_t,
-    NGX_CONF_TAKE1, NGX_CORE_MODULE, NGX_DIRECT_CONF, NGX_LOG_CRIT, NGX_LOG_EMERG, NGX_LOG_ERR,
+    NGX_CONF_TAKE1, NGX_CORE_MODULE, NGX_DIRECT_CONF, NGX_LOG_CRIT, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_WARN,
     NGX_MAIN_CONF, NGX_PROCESS_SIGNALLER,
 };
 use ngx::core::Pool;
@@ -43,6 +43,7 @@ pub(crate) const NGX_CONF_OK: *mut c_char = ptr::null_mut();
 pub(crate) const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
 
 const DEFAULT_ZONE_NAME: &str = "ssl_stapling";
+/// The smallest zone made without "ssl_stapling_zone".
 const DEFAULT_ZONE_SIZE: usize = 1024 * 1024;
 /// nginx refuses slab zones under 8 pages.
 const MIN_ZONE_SIZE: usize = 32 * 1024;
@@ -54,32 +55,60 @@ struct MainConf {
     settings: Settings,
     /// The cycle's context, for the workers (null when nothing staples).
     ctx: *mut StaplingContext,
+    /// The directives already given (their command's address): a second
+    /// one is "is duplicate", as nginx says for its own.
+    seen: Vec<usize>,
 }
+
+/// The `set` handler nginx calls for one of our main-context directives:
+/// refuses a duplicate, then runs `set`, turning a panic (a bug) into an
+/// error instead of an unwinding into nginx.
+macro_rules! main_setter {
+    ($name:ident, $set:ident) => {
+        unsafe extern "C" fn $name(
+            cf: *mut ngx_conf_t,
+            cmd: *mut ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
+            guard(NGX_CONF_ERROR, || {
+                let conf = &mut *(conf as *mut MainConf);
+                if conf.seen.contains(&(cmd as usize)) {
+                    return c"is duplicate".as_ptr().cast_mut();
+                }
+                conf.seen.push(cmd as usize);
+                $set(cf, conf)
+            })
+        }
+    };
+}
+
+main_setter!(cmd_zone, set_zone);
+main_setter!(cmd_fetch_timeout, set_fetch_timeout);
+main_setter!(cmd_refresh, set_refresh);
+main_setter!(cmd_fetch_concurrency, set_fetch_concurrency);
+main_setter!(cmd_dynamic_max, set_dynamic_max);
+main_setter!(cmd_serve_revoked, set_serve_revoked);
+main_setter!(cmd_max_size, set_max_size);
 
 /// The zone's name must outlive the cycle's shm list: keep it in the pool.
 struct ZoneName(Vec<u8>);
 
 unsafe extern "C" fn create_conf(cycle: *mut ngx_cycle_t) -> *mut c_void {
-    let pool = Pool::from_ngx_pool((*cycle).pool);
-    pool.allocate(MainConf {
-        zone_name: None,
-        zone_size: DEFAULT_ZONE_SIZE,
-        settings: Settings::default(),
-        ctx: ptr::null_mut(),
+    guard(ptr::null_mut(), || {
+        let pool = Pool::from_ngx_pool((*cycle).pool);
+        pool.allocate(MainConf {
+            zone_name: None,
+            zone_size: DEFAULT_ZONE_SIZE,
+            settings: Settings::default(),
+            ctx: ptr::null_mut(),
+            seen: Vec::new(),
+        })
+        .cast()
     })
-    .cast()
 }
 
 /// `ssl_stapling_zone name:size;`
-unsafe extern "C" fn set_zone(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    let conf = &mut *(conf as *mut MainConf);
-    if conf.zone_name.is_some() {
-        return c"is duplicate".as_ptr().cast_mut();
-    }
+unsafe fn set_zone(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     let args = (*(*cf).args).elts as *mut ngx_str_t;
     let value = &*args.add(1);
     let bytes = value.as_bytes();
@@ -182,10 +211,32 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
     cf.cycle = cycle;
     cf.pool = (*cycle).pool;
     cf.log = log_;
+    // Without "ssl_stapling_zone", the zone is sized for the staples the
+    // configuration needs (and certificates loaded by variables), in
+    // powers of two: a reload that adds a few keeps the same zone.
+    let needed = zone::size_for((*ctx).certs.len() + conf.settings.dynamic_max);
+    let size = if conf.zone_name.is_some() {
+        if conf.zone_size < needed {
+            log!(
+                NGX_LOG_WARN,
+                log_,
+                "\"ssl_stapling_zone\" \"{}:{}k\" is too small for {} staple(s) and {} certificate(s) \
+                 loaded by variables: about {} KB needed",
+                String::from_utf8_lossy(&(*name).0),
+                conf.zone_size / 1024,
+                (*ctx).certs.len(),
+                conf.settings.dynamic_max,
+                needed.div_ceil(1024)
+            );
+        }
+        conf.zone_size
+    } else {
+        needed.next_power_of_two().max(DEFAULT_ZONE_SIZE)
+    };
     let shm = ngx_shared_memory_add(
         &mut cf,
         &mut zone_name,
-        conf.zone_size,
+        size,
         ptr::addr_of_mut!(ngx_ssl_stapling_module).cast(),
     );
     if shm.is_null() {
@@ -309,12 +360,7 @@ fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
 
 /// `ssl_stapling_fetch_timeout time;`: one deadline for connecting to the
 /// responder, sending the request and reading the response.
-unsafe extern "C" fn set_fetch_timeout(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    let conf = &mut *(conf as *mut MainConf);
+unsafe fn set_fetch_timeout(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     let mut v = *arg(cf, 1);
     let ms = ngx_parse_time(&mut v, 0);
     if ms <= 0 {
@@ -327,12 +373,7 @@ unsafe extern "C" fn set_fetch_timeout(
 
 /// `ssl_stapling_refresh fraction | time;`: "0.5" or "50%" of the
 /// response's validity, or a fixed interval such as "1h".
-unsafe extern "C" fn set_refresh(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    let conf = &mut *(conf as *mut MainConf);
+unsafe fn set_refresh(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     let value = arg(cf, 1);
     let text = String::from_utf8_lossy(value.as_bytes());
     let fraction = match text.strip_suffix('%') {
@@ -386,12 +427,7 @@ fn count_arg(cf: *mut ngx_conf_t, range: std::ops::RangeInclusive<usize>) -> Opt
 
 /// `ssl_stapling_fetch_concurrency number;`: fetches each worker runs at
 /// the same time (the responder sees at most this times the workers).
-unsafe extern "C" fn set_fetch_concurrency(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    let conf = &mut *(conf as *mut MainConf);
+unsafe fn set_fetch_concurrency(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     match count_arg(cf, 1..=1024) {
         Some(n) => {
             conf.settings.fetch_concurrency = n;
@@ -403,12 +439,7 @@ unsafe extern "C" fn set_fetch_concurrency(
 
 /// `ssl_stapling_dynamic_max number;`: certificates loaded by variables
 /// kept in the zone (least recently used evicted).
-unsafe extern "C" fn set_dynamic_max(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    let conf = &mut *(conf as *mut MainConf);
+unsafe fn set_dynamic_max(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     match count_arg(cf, 1..=1_000_000) {
         Some(n) => {
             conf.settings.dynamic_max = n;
@@ -418,13 +449,26 @@ unsafe extern "C" fn set_dynamic_max(
     }
 }
 
+/// `ssl_stapling_max_size size;`: the largest OCSP response stapled
+/// (16k by default, as nginx's own code; at most what is read, 64k).
+unsafe fn set_max_size(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
+    let mut v = *arg(cf, 1);
+    let size = ngx_parse_size(&mut v);
+    if size < 1024 || size as usize > http::MAX_BODY {
+        ngx::ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "invalid value \"{}\", it must be 1k..64k",
+            arg(cf, 1)
+        );
+        return NGX_CONF_ERROR;
+    }
+    conf.settings.max_staple_bytes = size as usize;
+    NGX_CONF_OK
+}
+
 /// `ssl_stapling_serve_revoked on | off;`
-unsafe extern "C" fn set_serve_revoked(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    let conf = &mut *(conf as *mut MainConf);
+unsafe fn set_serve_revoked(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     conf.settings.serve_revoked = match arg(cf, 1).as_bytes() {
         b"on" => true,
         b"off" => false,
@@ -457,7 +501,7 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 }
 
 unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    worker::stop();
+    guard((), worker::stop);
 }
 
 static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
@@ -482,15 +526,16 @@ const fn command(
     }
 }
 
-static mut COMMANDS: [ngx_command_t; 7] = [
-    command(ngx::ngx_string!("ssl_stapling_dynamic_max"), set_dynamic_max),
-    command(ngx::ngx_string!("ssl_stapling_zone"), set_zone),
-    command(ngx::ngx_string!("ssl_stapling_fetch_timeout"), set_fetch_timeout),
-    command(ngx::ngx_string!("ssl_stapling_refresh"), set_refresh),
-    command(ngx::ngx_string!("ssl_stapling_serve_revoked"), set_serve_revoked),
+static mut COMMANDS: [ngx_command_t; 8] = [
+    command(ngx::ngx_string!("ssl_stapling_max_size"), cmd_max_size),
+    command(ngx::ngx_string!("ssl_stapling_dynamic_max"), cmd_dynamic_max),
+    command(ngx::ngx_string!("ssl_stapling_zone"), cmd_zone),
+    command(ngx::ngx_string!("ssl_stapling_fetch_timeout"), cmd_fetch_timeout),
+    command(ngx::ngx_string!("ssl_stapling_refresh"), cmd_refresh),
+    command(ngx::ngx_string!("ssl_stapling_serve_revoked"), cmd_serve_revoked),
     command(
         ngx::ngx_string!("ssl_stapling_fetch_concurrency"),
-        set_fetch_concurrency,
+        cmd_fetch_concurrency,
     ),
     ngx_command_t::empty(),
 ];

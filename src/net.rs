@@ -56,18 +56,20 @@ pub struct Connection {
 }
 
 unsafe extern "C" fn on_event(ev: *mut ngx_event_t) {
-    // SAFETY: the event belongs to a connection whose data is our IoState
-    // until `Connection::drop` clears it.
-    let c = (*ev).data as *mut ngx_connection_t;
-    if c.is_null() || (*c).data.is_null() {
-        return;
-    }
-    let waker = (*((*c).data as *mut IoState)).waker.take();
-    // Wake last, holding no borrow: the task may run (and drop the
-    // connection) right here.
-    if let Some(w) = waker {
-        w.wake();
-    }
+    crate::guard((), || {
+        // SAFETY: the event belongs to a connection whose data is our
+        // IoState until `Connection::drop` clears it.
+        let c = (*ev).data as *mut ngx_connection_t;
+        if c.is_null() || (*c).data.is_null() {
+            return;
+        }
+        let waker = (*((*c).data as *mut IoState)).waker.take();
+        // Wake last, holding no borrow: the task may run (and drop the
+        // connection) right here.
+        if let Some(w) = waker {
+            w.wake();
+        }
+    })
 }
 
 impl Connection {

@@ -25,6 +25,9 @@ pub struct CertView {
     pub file: Option<String>,
     pub dynamic: bool,
     pub must_staple: bool,
+    /// The zone had no room for this staple: it is neither fetched nor
+    /// served (see the crit line at startup).
+    pub zone_full: bool,
     pub state: Option<EntryView>,
 }
 
@@ -108,6 +111,8 @@ pub struct ZoneView {
     pub used: usize,
     pub entries: usize,
     pub dynamic_entries: usize,
+    /// Staples of the configuration the zone has no room for.
+    pub without_room: usize,
 }
 
 pub struct Page {
@@ -138,6 +143,7 @@ impl CertView {
             file: cert.file.clone(),
             dynamic,
             must_staple: cert.must_staple,
+            zone_full: false,
             state: None,
         }
     }
@@ -147,7 +153,14 @@ impl CertView {
 /// loaded by variables (the zone's, described by this worker where it
 /// knows them).
 pub fn collect(ctx: &crate::context::StaplingContext, now: i64) -> Page {
-    let mut certs: Vec<CertView> = ctx.certs.iter().map(|c| CertView::of(c, false)).collect();
+    let mut certs: Vec<CertView> = ctx
+        .certs
+        .iter()
+        .map(|c| CertView {
+            zone_full: ctx.without_room(&c.key),
+            ..CertView::of(c, false)
+        })
+        .collect();
     let dynamic = ctx.dynamic_snapshot();
     let Some(zone) = ctx.zone() else {
         return Page {
@@ -177,6 +190,7 @@ pub fn collect(ctx: &crate::context::StaplingContext, now: i64) -> Page {
             used: usage.used(),
             entries: usage.entries,
             dynamic_entries: z.dynamic_entries(),
+            without_room: certs.iter().filter(|c| c.zone_full).count(),
         };
     }
     for (key, state) in dynamic_states {
@@ -277,8 +291,8 @@ pub fn render_json(page: &Page, module_version: &str, nginx_version: &str) -> St
             json_str(&mut o, &z.name);
             let _ = write!(
                 o,
-                ",\"size\":{},\"used\":{},\"entries\":{},\"dynamic_entries\":{}}}",
-                z.size, z.used, z.entries, z.dynamic_entries
+                ",\"size\":{},\"used\":{},\"entries\":{},\"dynamic_entries\":{},\"without_room\":{}}}",
+                z.size, z.used, z.entries, z.dynamic_entries, z.without_room
             );
         }
         None => o.push_str("null"),
@@ -316,7 +330,12 @@ pub fn render_json(page: &Page, module_version: &str, nginx_version: &str) -> St
         );
         let s = c.state;
         let valid = s.is_some_and(|s| s.valid(page.now));
-        let _ = write!(o, ",\"valid\":{valid},\"gap\":{}", c.must_staple && !valid);
+        let _ = write!(
+            o,
+            ",\"valid\":{valid},\"gap\":{},\"zone_full\":{}",
+            c.must_staple && !valid,
+            c.zone_full
+        );
         o.push_str(",\"source\":");
         json_str(&mut o, s.map_or("none", |s| source_str(s.source)));
         o.push_str(",\"status\":");
@@ -387,6 +406,11 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
                 "ssl_stapling_zone_dynamic_entries",
                 "Certificates loaded by variables in the shared zone.",
                 z.dynamic_entries,
+            ),
+            (
+                "ssl_stapling_zone_staples_without_room",
+                "Staples of the configuration the zone has no room for (neither fetched nor served).",
+                z.without_room,
             ),
         ] {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -508,6 +532,7 @@ mod tests {
                 used: 4096,
                 entries: 1,
                 dynamic_entries: 0,
+                without_room: 0,
             }),
             certs: vec![CertView {
                 id: Some(StapleKey([0xcd; 32])),
@@ -520,6 +545,7 @@ mod tests {
                 file: None,
                 dynamic: false,
                 must_staple: true,
+                zone_full: false,
                 state: Some(EntryView {
                     source: StapleSource::Fetched,
                     has_staple: true,
@@ -559,7 +585,7 @@ mod tests {
             "\"last_fetch\":{\"time\":\"1970-01-01T00:16:30Z\",\"result\":\"failed\",\"error\":\"timeout\"}",
             "\"fetches\":{\"ok\":3,\"failed\":1}",
             "\"handshakes\":{\"stapled\":10,\"unstapled\":2}",
-            "\"must_staple\":true,\"valid\":true,\"gap\":false",
+            "\"must_staple\":true,\"valid\":true,\"gap\":false,\"zone_full\":false",
         ] {
             assert!(j.contains(want), "{want} not in {j}");
         }

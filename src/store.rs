@@ -10,7 +10,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -33,26 +33,31 @@ impl Store {
         self.dir.join(format!("{key}{SUFFIX}"))
     }
 
-    pub fn read(&self, key: &StapleKey) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.path_of(key)) {
-            Ok(d) => Ok(Some(d)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Replaces the certificate's file with `der`, atomically.
+    /// Replaces the staple's file with `der`, atomically: a temporary file
+    /// created exclusively (never through a link someone left at its name),
+    /// mode 0600, then renamed over the old one.
     pub fn write(&self, key: &StapleKey, der: &[u8]) -> io::Result<()> {
         let tmp = self
             .dir
             .join(format!(".{key}{SUFFIX}{TEMP_MARK}{}", std::process::id()));
-        let result = (|| {
-            let mut f = fs::OpenOptions::new()
+        let create = || {
+            fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
-                .open(&tmp)?;
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)
+        };
+        let result = (|| {
+            let mut f = match create() {
+                // Left by a crashed worker that had our pid: unlink (a link
+                // is removed, not followed) and create it afresh.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    fs::remove_file(&tmp)?;
+                    create()?
+                }
+                r => r?,
+            };
             f.write_all(der)?;
             drop(f);
             fs::rename(&tmp, self.path_of(key))
@@ -98,11 +103,60 @@ impl Store {
     }
 }
 
+/// The largest file the store reads: the largest response a fetch reads.
+const MAX_FILE: u64 = crate::http::MAX_BODY as u64;
+
+/// Reads one store file the way a file in a directory others can write
+/// must be read, above all by the master running as root: without
+/// following a symbolic link, without blocking (a FIFO), only a regular
+/// file of at most `MAX_FILE` bytes. The error says what the file is.
+pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let refuse = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refuse("it is a symbolic link, not followed".into()),
+            _ => e,
+        })?;
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
+        let kind = match meta.file_type() {
+            t if t.is_dir() => "a directory",
+            t if std::os::unix::fs::FileTypeExt::is_fifo(&t) => "a FIFO",
+            t if std::os::unix::fs::FileTypeExt::is_socket(&t) => "a socket",
+            t if std::os::unix::fs::FileTypeExt::is_char_device(&t) => "a character device",
+            t if std::os::unix::fs::FileTypeExt::is_block_device(&t) => "a block device",
+            _ => "not a regular file",
+        };
+        return Err(refuse(format!("it is {kind}, not a regular file")));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(refuse(format!(
+            "it is {} bytes, larger than any OCSP response read ({MAX_FILE} bytes)",
+            meta.len()
+        )));
+    }
+    let mut der = Vec::with_capacity(meta.len() as usize);
+    // Bounded even if the file grows meanwhile.
+    (&mut f).take(MAX_FILE + 1).read_to_end(&mut der)?;
+    if der.len() as u64 > MAX_FILE {
+        return Err(refuse(format!("it grew past {MAX_FILE} bytes while read")));
+    }
+    Ok(der)
+}
+
 /// Makes sure the workers (running as `uid`:`gid` when the master is root)
 /// can write `dir`: creates it (mode 0700, owned by them) when missing, then
 /// creates and removes a probe file with their identity. Runs in the master
 /// at configuration time; the error says what is wrong, once.
 pub fn prepare(dir: &Path, worker: Option<(libc::uid_t, libc::gid_t)>) -> Result<(), String> {
+    if let Some(fs_name) = kernel_file_system(dir) {
+        return Err(format!(
+            "it is in {fs_name}, a file system of the kernel's where no file can be kept"
+        ));
+    }
     match fs::metadata(dir) {
         Ok(m) if !m.is_dir() => return Err("it is not a directory".into()),
         Ok(_) => {}
@@ -127,6 +181,15 @@ pub fn prepare(dir: &Path, worker: Option<(libc::uid_t, libc::gid_t)>) -> Result
         fs::remove_file(&probe)
     })
     .map_err(|e| format!("the worker processes cannot write to it: {e}"))
+}
+
+/// The kernel's own file system `dir` is in (/proc, /sys), if it is.
+fn kernel_file_system(dir: &Path) -> Option<&'static str> {
+    let real = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    [("/proc", "/proc"), ("/sys", "/sys")]
+        .into_iter()
+        .find(|(p, _)| real.starts_with(p))
+        .map(|(_, name)| name)
 }
 
 /// Runs `f` with the effective user and group of the workers (the master
@@ -163,6 +226,7 @@ fn as_worker<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn tmpdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ssl-stapling-store-{name}-{}", std::process::id()));
@@ -179,10 +243,10 @@ mod tests {
             writable: true,
         };
         let key = StapleKey([0xab; 32]);
-        assert_eq!(store.read(&key).unwrap(), None);
+        assert!(!store.path_of(&key).exists());
         store.write(&key, b"one").unwrap();
         store.write(&key, b"two").unwrap();
-        assert_eq!(store.read(&key).unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(read_file(&store.path_of(&key)).unwrap(), b"two");
         fs::write(dir.join("not-a-key.der"), b"x").unwrap();
         fs::write(dir.join(".abc.der.tmp.1"), b"x").unwrap();
         let listed = store.list().unwrap();
@@ -196,8 +260,53 @@ mod tests {
         assert_eq!(names.iter().filter(|n| n.contains(TEMP_MARK)).count(), 1);
         store.remove(&key).unwrap();
         store.remove(&key).unwrap();
-        assert_eq!(store.read(&key).unwrap(), None);
+        assert!(!store.path_of(&key).exists());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hostile_files_are_refused_without_blocking() {
+        let dir = tmpdir("hostile");
+        prepare(&dir, None).unwrap();
+        let fifo = dir.join("fifo.der");
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid C path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_file(&fifo).unwrap_err().to_string();
+        assert!(e.contains("a FIFO, not a regular file"), "{e}");
+        let target = dir.join("target");
+        fs::write(&target, b"secret").unwrap();
+        let link = dir.join("link.der");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = read_file(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        let big = dir.join("big.der");
+        fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
+        let e = read_file(&big).unwrap_err().to_string();
+        assert!(e.contains("1073741824 bytes, larger than"), "{e}");
+        let e = read_file(&dir).unwrap_err().to_string();
+        assert!(e.contains("a directory"), "{e}");
+        // A link where a temporary file goes is replaced, never written
+        // through.
+        let store = Store {
+            dir: dir.clone(),
+            writable: true,
+        };
+        let key = StapleKey([0x11; 32]);
+        let tmp = dir.join(format!(".{key}{SUFFIX}{TEMP_MARK}{}", std::process::id()));
+        std::os::unix::fs::symlink(&target, &tmp).unwrap();
+        store.write(&key, b"staple").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"secret");
+        assert_eq!(read_file(&store.path_of(&key)).unwrap(), b"staple");
+        let mode = fs::metadata(store.path_of(&key)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn prepare_names_proc() {
+        let e = prepare(Path::new("/proc/self"), None).unwrap_err();
+        assert!(e.contains("it is in /proc"), "{e}");
     }
 
     #[test]

@@ -10,16 +10,16 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
+use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
 use ngx::async_::{sleep, spawn, Task};
 
 use crate::certificate::Certificate;
-use crate::context::StaplingContext;
+use crate::context::{size_problem, StaplingContext};
 use crate::fetch::{fetch, FetchError};
 use crate::log::log;
 use crate::ocsp::{CertStatus, CheckedResponse};
 use crate::schedule;
-use crate::zone::{FetchResult, StapleSource, Zone};
+use crate::zone::{self, FetchResult, StapleSource, Zone};
 
 /// The longest a worker sleeps between looks at the zone: how soon it
 /// notices a lease left by a dead worker, or work for a new certificate.
@@ -292,6 +292,12 @@ fn apply(
     e.lease_until = 0;
     e.last_fetch = now;
     let mut persist: Option<Option<Vec<u8>>> = None;
+    let result = result.and_then(
+        |r| match size_problem(r.der.len(), ctx.settings.max_staple_bytes) {
+            Some(why) => Err(FetchError::TooLarge(why)),
+            None => Ok(r),
+        },
+    );
 
     let outcome: (usize, String) = match result {
         Ok(resp) if resp.status == CertStatus::Revoked && !ctx.settings.serve_revoked => {
@@ -349,15 +355,20 @@ fn apply(
                 )
             }
             Err(full) => {
+                // Once per configuration at crit; the slab pool's own
+                // no-memory lines are off.
                 let first = z.take_full_warning();
                 let (_, msg) = fail(e, policy, now, random, name, &url, &full.to_string());
                 if first {
                     (
                         NGX_LOG_CRIT as usize,
-                        format!("{msg}; raise its size with \"ssl_stapling_zone\""),
+                        format!(
+                            "{msg}; about {} KB needed: raise its size with \"ssl_stapling_zone\"",
+                            zone::size_for(ctx.certs.len() + ctx.settings.dynamic_max).div_ceil(1024)
+                        ),
                     )
                 } else {
-                    (NGX_LOG_WARN as usize, msg)
+                    (NGX_LOG_DEBUG as usize, msg)
                 }
             }
         },

@@ -24,6 +24,77 @@ const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0003;
 
 const LAST_ERROR_LEN: usize = 120;
 
+/// What one entry takes in the slab pool (its size rounded up to the slot
+/// the allocator gives it).
+pub const ENTRY_SLOT: usize = mem::size_of::<Entry>().next_power_of_two();
+/// What a staple is reckoned to take before it is fetched: the 2 KB slot
+/// of a response of 1 to 2 KB, the common size.
+pub const STAPLE_ESTIMATE: usize = 2048;
+/// The root, the slab pool's own header and page rounding.
+const ZONE_OVERHEAD: usize = 64 * 1024;
+
+/// About how large a zone must be for `staples` staples.
+pub fn size_for(staples: usize) -> usize {
+    staples
+        .saturating_mul(ENTRY_SLOT + STAPLE_ESTIMATE)
+        .saturating_add(ZONE_OVERHEAD)
+}
+
+/// Decides which new staples a zone has room for, counting whole pages as
+/// the slab allocator uses them: entries and staples of each slot size
+/// share pages of their own, so n of them take ceil(n * slot / page) pages.
+pub struct RoomPlan {
+    page: usize,
+    free_pages: usize,
+    entries: usize,
+    /// (slot size, count) of the staples planned.
+    staples: Vec<(usize, usize)>,
+}
+
+impl RoomPlan {
+    pub fn new(free_bytes: usize, page: usize) -> Self {
+        let page = page.max(1);
+        RoomPlan {
+            page,
+            free_pages: free_bytes / page,
+            entries: 0,
+            staples: Vec::new(),
+        }
+    }
+
+    fn pages(&self, entries: usize, staples: &[(usize, usize)]) -> usize {
+        let pages_of = |n: usize, slot: usize| n.saturating_mul(slot).div_ceil(self.page);
+        staples
+            .iter()
+            .fold(pages_of(entries, ENTRY_SLOT), |sum, &(slot, n)| {
+                sum + pages_of(n, slot)
+            })
+    }
+
+    /// Plans one more entry with a staple of `staple_bytes`; false (and
+    /// nothing planned) when it would not fit.
+    pub fn try_add(&mut self, staple_bytes: usize) -> bool {
+        let slot = slot_for(staple_bytes);
+        let mut staples = self.staples.clone();
+        match staples.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, n)) => *n += 1,
+            None => staples.push((slot, 1)),
+        }
+        if self.pages(self.entries + 1, &staples) > self.free_pages {
+            return false;
+        }
+        self.entries += 1;
+        self.staples = staples;
+        true
+    }
+}
+
+/// The slot the slab allocator gives `len` bytes: a power of two, at least
+/// 8 bytes; whole pages above half a page.
+pub fn slot_for(len: usize) -> usize {
+    len.max(8).next_power_of_two()
+}
+
 #[repr(C)]
 struct Root {
     magic: u64,
@@ -35,6 +106,8 @@ struct Root {
     entries: usize,
     /// Entries of certificates registered while serving (variables).
     dynamic_entries: usize,
+    /// Non-zero once "the zone is full" was logged at `crit` in this
+    /// configuration (later failures are logged at `debug`).
     full_logged: usize,
     tree: ngx_rbtree_t,
     sentinel: ngx_rbtree_node_t,
@@ -190,6 +263,14 @@ fn tree_key(key: &StapleKey) -> ngx_rbtree_key_t {
 /// Orders nodes by (tree key, full certificate id), so that lookups are
 /// exact even if two ids share their first 8 bytes.
 unsafe extern "C" fn insert_entry(
+    temp: *mut ngx_rbtree_node_t,
+    node: *mut ngx_rbtree_node_t,
+    sentinel: *mut ngx_rbtree_node_t,
+) {
+    crate::guard((), || insert_entry_inner(temp, node, sentinel))
+}
+
+unsafe fn insert_entry_inner(
     mut temp: *mut ngx_rbtree_node_t,
     node: *mut ngx_rbtree_node_t,
     sentinel: *mut ngx_rbtree_node_t,
@@ -346,6 +427,11 @@ impl Locked<'_> {
         root.tree.insert = Some(insert_entry);
         root.config_seq += 1;
         root.full_logged = 0;
+        // The module says when the zone is full, once, with the size it
+        // needs; the slab pool's own "ngx_slab_alloc() failed: no memory"
+        // at every failed allocation would only repeat it.
+        // SAFETY: we hold the lock.
+        unsafe { (*self.pool()).set_log_nomem(0) };
         Ok((state, root.config_seq))
     }
 
@@ -539,12 +625,7 @@ impl Locked<'_> {
         now: i64,
     ) -> Result<(), ZoneFull> {
         let len = resp.der.len();
-        let p = self.alloc(len.max(1)).ok_or_else(|| {
-            if let Some(root) = self.root() {
-                root.full_logged += 1;
-            }
-            ZoneFull
-        })?;
+        let p = self.alloc(len.max(1)).ok_or(ZoneFull)?;
         // SAFETY: p has room for len bytes.
         unsafe { ptr::copy_nonoverlapping(resp.der.as_ptr(), p, len) };
         if !entry.der.is_null() {
@@ -578,15 +659,26 @@ impl Locked<'_> {
         }
     }
 
-    /// True the first time it is called after the zone ran out of memory in
-    /// this configuration: "log it once".
+    /// True the first time it is called in this configuration (after
+    /// `prepare`): the zone being full is logged at `crit` once per
+    /// configuration, by whichever process meets it first.
     pub fn take_full_warning(&mut self) -> bool {
         match self.root() {
-            Some(root) if root.full_logged > 0 && root.full_logged < usize::MAX => {
-                root.full_logged = usize::MAX;
+            Some(root) if root.full_logged == 0 => {
+                root.full_logged = 1;
                 true
             }
             _ => false,
+        }
+    }
+
+    /// A plan for new entries in the zone's free pages.
+    pub fn room_plan(&mut self) -> RoomPlan {
+        // SAFETY: reading a pool field under the lock; nginx sets
+        // ngx_pagesize at startup.
+        unsafe {
+            let page = nginx_sys::ngx_pagesize;
+            RoomPlan::new((*self.pool()).pfree.saturating_mul(page), page)
         }
     }
 
@@ -599,5 +691,41 @@ impl Locked<'_> {
             free_pages: pool.pfree,
             entries,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{slot_for, RoomPlan, ENTRY_SLOT};
+
+    #[test]
+    fn slots() {
+        assert_eq!(slot_for(0), 8);
+        assert_eq!(slot_for(588), 1024);
+        assert_eq!(slot_for(1300), 2048);
+        assert_eq!(slot_for(2049), 4096);
+    }
+
+    #[test]
+    fn room_counts_whole_pages() {
+        let page = 4096;
+        let per_page = page / ENTRY_SLOT;
+        // Six free pages: entries share one page while they fit in it;
+        // staples of 2 KB take half a page each.
+        let mut plan = RoomPlan::new(6 * page, page);
+        let mut n: usize = 0;
+        while plan.try_add(1300) {
+            n += 1;
+        }
+        // n entries take ceil(n / per_page) pages, n staples ceil(n / 2).
+        assert!(n.div_ceil(per_page) + n.div_ceil(2) <= 6);
+        assert!((n + 1).div_ceil(per_page) + (n + 1).div_ceil(2) > 6);
+        // A staple of another size class needs a page of its own.
+        let mut plan = RoomPlan::new(2 * page, page);
+        assert!(plan.try_add(1300));
+        assert!(!plan.try_add(3000));
+        assert!(plan.try_add(1300));
+        // Nothing fits in no room.
+        assert!(!RoomPlan::new(0, page).try_add(1));
     }
 }

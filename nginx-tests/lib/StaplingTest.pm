@@ -435,12 +435,14 @@ sub ocsp_response {
 # --- helper daemons -------------------------------------------------------
 
 # Runs @cmd in the test directory, output to NAME.log; returns once the log
-# matches $ready. Stopped with the test.
+# matches $ready. Stopped with the test, with whatever it forked.
 sub run_daemon {
 	my ($self, $name, $ready, @cmd) = @_;
 	my $log = "$self->{dir}/$name.log";
 	my $pid = fork // die "fork: $!\n";
 	if (!$pid) {
+		# Its own process group: stopping it stops what it forked too.
+		setpgrp(0, 0);
 		chdir $self->{dir};
 		open STDOUT, '>>', $log or POSIX::_exit(127);
 		open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
@@ -456,7 +458,7 @@ sub stop_daemon {
 	my ($self, $name) = @_;
 	my $pid = delete $self->{daemons}{$name} or return;
 	local $?;
-	kill 'TERM', $pid;
+	kill 'TERM', -$pid;
 	waitpid($pid, 0);
 }
 

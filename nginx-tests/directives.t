@@ -1,0 +1,89 @@
+#!/usr/bin/perl
+
+# The module's directives refuse what nginx refuses for its own: each one
+# given twice in one context is "is duplicate", and bad values name
+# themselves. And ssl_stapling_max_size: nginx's own code never staples a
+# response over 16 KB (it reads one 16 KB buffer); neither does the module
+# by default, saying why, and the directive raises the limit.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use StaplingTest qw(wait_for);
+
+my $t = StaplingTest->new;
+my $ocsp = $t->port('ocsp');
+$t->make_ca('root');
+$t->make_cert('site', ca => 'root', ocsp => "http://127.0.0.1:$ocsp/");
+$t->make_cert('filler', ca => 'root');
+
+# A responder whose answers carry 24 extra certificates: about 20 KB.
+$t->write_file('extra.pem', $t->read_file('filler.crt') x 24);
+$t->run_daemon('ocsp', qr/waiting for OCSP client connections/,
+	'openssl', 'ocsp', '-port', $ocsp, '-index', 'root.index',
+	'-CA', 'root.crt', '-rsigner', 'root.crt', '-rkey', 'root.key',
+	'-rother', 'extra.pem', '-ndays', '1');
+
+my $server = <<'EOF';
+http {
+    server {
+        listen 127.0.0.1:%%PORT_0%% ssl;
+        ssl_certificate site.chain.crt;
+        ssl_certificate_key site.key;
+        ssl_stapling on;
+    }
+}
+EOF
+
+# nginx -t writes its refusals to the error log too.
+$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value)/);
+
+my %main = (
+	ssl_stapling_zone => 'one:64k',
+	ssl_stapling_refresh => '0.5',
+	ssl_stapling_fetch_timeout => '5s',
+	ssl_stapling_fetch_concurrency => '2',
+	ssl_stapling_dynamic_max => '10',
+	ssl_stapling_serve_revoked => 'off',
+	ssl_stapling_max_size => '16k',
+);
+for my $d (sort keys %main) {
+	$t->write_config("$d $main{$d};\n$d $main{$d};\nevents { }\n$server");
+	my ($rc, $out) = $t->test_config;
+	isnt($rc, 0, "$d twice: nginx -t fails");
+	like($out, qr/\[emerg\] "\Q$d\E" directive is duplicate/, "$d twice: \"is duplicate\"");
+}
+$t->write_config("events { }\nhttp {\n    ssl_stapling_store a;\n    ssl_stapling_store b;\n}\n");
+my ($rc, $out) = $t->test_config;
+like($out, qr/\[emerg\] "ssl_stapling_store" directive is duplicate/, 'ssl_stapling_store twice: "is duplicate"');
+
+for my $bad ('512', '65k', 'lots') {
+	$t->write_config("ssl_stapling_max_size $bad;\nevents { }\n$server");
+	($rc, $out) = $t->test_config;
+	like($out, qr/\[emerg\] invalid value "\Q$bad\E", it must be 1k\.\.64k/, "ssl_stapling_max_size $bad: refused");
+}
+
+# The default: a 20 KB response is not stapled, and the log says why.
+$t->write_config("worker_processes 2;\nevents { }\n$server");
+$t->run(workers => 2);
+ok(wait_for(sub {
+	$t->read_log =~ /cannot fetch OCSP response for certificate "[^"]*site\.chain\.crt" from \S+: OCSP response of (\d+) bytes is larger than ssl_stapling_max_size \(16384 bytes\)/
+		&& $1 > 16384
+}, 10), 'a response over 16 KB: refused, the log names its size and the limit');
+my $r = $t->handshake($t->port(0));
+ok($r->{ok} && !defined $r->{staple}, 'a response over 16 KB: not stapled');
+$t->stop;
+
+# Raised: stapled.
+$t->write_config("worker_processes 2;\nssl_stapling_max_size 32k;\nevents { }\n$server");
+$t->run(workers => 2);
+my $staple = wait_for(sub { $t->handshake($t->port(0))->{staple} }, 10);
+ok($staple && length($staple) > 16384 && length($staple) <= 32768,
+	'ssl_stapling_max_size 32k: the ' . length($staple // '') . '-byte response is stapled');
+is(scalar(() = $t->staple_serials($staple)), 1, 'the staple is the response for the certificate');
+$t->stop;
+
+$t->check_log;
+done_testing;

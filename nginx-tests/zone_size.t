@@ -1,0 +1,134 @@
+#!/usr/bin/perl
+
+# The shared zone's size. Without ssl_stapling_zone it is sized for the
+# staples the configuration needs (2,000 here: all stapled; the old fixed
+# 1 MB held about half of 1,000). An explicit zone too small is one warning
+# at startup naming the size needed; the staples that fit are fetched and
+# served, the others are marked on the status page, the condition is one
+# crit line per configuration, and nginx's own "ngx_slab_alloc() failed"
+# lines are off.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use JSON::PP;
+use StaplingTest qw(wait_for);
+
+my $t = StaplingTest->new;
+my $d = $t->testdir;
+my $ocsp = $t->port('ocsp');
+$t->make_ca('root');
+my @names = map { "c$_" } 1 .. 100;
+$t->make_cert($_, ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for @names;
+$t->start_ocsp_responder(ca => 'root', port => $ocsp);
+
+sub status {
+	my ($status, undef, $body) = $t->http_request($t->port('status'), '/status');
+	return $status == 200 ? decode_json($body) : undef;
+}
+
+my $status_server = <<'EOF';
+    server {
+        listen 127.0.0.1:%%PORT_status%%;
+        location /status {
+            ssl_stapling_status;
+        }
+    }
+EOF
+
+# --- 100 certificates in a 32k zone ---------------------------------------
+my $servers = join '', map { <<"EOF" } @names;
+    server {
+        listen 127.0.0.1:%%PORT_tls%% ssl;
+        server_name $_.test;
+        ssl_certificate $_.chain.crt;
+        ssl_certificate_key $_.key;
+        ssl_stapling on;
+    }
+EOF
+$t->write_config(<<"EOF");
+worker_processes 2;
+ssl_stapling_zone tiny:32k;
+events { }
+http {
+$servers
+$status_server
+}
+EOF
+$t->expect_log(qr/\[crit\] .*zone "tiny" \(32 KB\) is full/);
+$t->run(workers => 2);
+
+my $log = $t->read_log;
+like($log, qr/\[warn\] .*"ssl_stapling_zone" "tiny:32k" is too small for 100 staple\(s\) and 256 certificate\(s\) loaded by variables: about (\d+) KB needed/,
+	'too small for the configuration: a warning at startup naming the size needed');
+my @crit = $log =~ /(\[crit\] [^\n]*)/g;
+is(scalar @crit, 1, 'one crit line');
+like($crit[0] // '', qr/zone "tiny" \(32 KB\) is full: no room for (\d+) of 100 staple\(s\), which are not fetched or served; about \d+ KB needed/,
+	'it says how many have no room and the size needed');
+like($log, qr/took over 100 certificate\(s\), 100 staple\(s\), .* without room/, 'the startup line is printed');
+unlike($log, qr/ngx_slab_alloc\(\) failed/, 'no "ngx_slab_alloc() failed" lines from nginx');
+
+my $j = status();
+my @room = grep { !$_->{zone_full} } @{$j->{certificates}};
+my $fit = scalar @room;
+ok($fit > 0 && $fit < 100, "some staples fit ($fit of 100)");
+is($j->{zone}{without_room}, 100 - $fit, 'the zone counts those without room');
+ok(wait_for(sub {
+	my $j = status() or return;
+	return (grep { !$_->{zone_full} && $_->{valid} } @{$j->{certificates}}) == $fit;
+}, 20), 'every staple that fits is fetched and valid');
+my %fits = map { $_->{servers}[0] => 1 } @room;
+my ($stapled, $wrong) = (0, 0);
+for my $n (@names) {
+	my $r = $t->handshake($t->port('tls'), sni => "$n.test");
+	$stapled++ if defined $r->{staple};
+	$wrong++ if defined $r->{staple} != !!$fits{"$n.test"};
+}
+is($stapled, $fit, "handshakes: exactly the $fit with room are stapled");
+is($wrong, 0, 'and they are the ones the status page says have room');
+is($t->ocsp_requests, $fit, 'the responder was asked only for those');
+$t->stop;
+
+# --- 2,000 staples, no ssl_stapling_zone -----------------------------------
+# One certificate, 2,000 servers, each with its own staple file: 2,000
+# staples (a file belongs to its server).
+$t->ocsp_response('resp.der', ca => 'root', certs => ['c1']);
+mkdir "$d/files";
+link "$d/resp.der", "$d/files/$_.der" or die "link: $!" for 1 .. 2000;
+$servers = join '', map { <<"EOF" } 1 .. 2000;
+    server {
+        listen 127.0.0.1:%%PORT_tls%% ssl;
+        server_name s$_.test;
+        ssl_certificate c1.chain.crt;
+        ssl_certificate_key c1.key;
+        ssl_stapling on;
+        ssl_stapling_file files/$_.der;
+    }
+EOF
+$t->write_config(<<"EOF");
+worker_processes 2;
+events { }
+http {
+$servers
+$status_server
+}
+EOF
+$t->run(workers => 2);
+$log = $t->read_log;
+unlike($log, qr/\[crit\][^\n]*zone "ssl_stapling"/, 'no crit for the default zone');
+like($log, qr/took over 1 certificate\(s\), 2000 staple\(s\), .* 2000 staple\(s\) from files, .* 2000 in zone "ssl_stapling" \(\d+ of (\d+) KB used\)\n/,
+	'all 2,000 staples in the zone');
+$j = status();
+ok($j->{zone}{size} > 1048576, "the zone is sized for them ($j->{zone}{size} bytes)");
+is(scalar(grep { $_->{valid} } @{$j->{certificates}}), 2000, 'the status page: 2,000 valid staples');
+my $ok = 0;
+for my $i (1, 2, 500, 999, 1000, 1500, 1999, 2000) {
+	$ok++ if defined $t->handshake($t->port('tls'), sni => "s$i.test")->{staple};
+}
+is($ok, 8, 'handshakes across the 2,000 servers are stapled');
+$t->stop;
+
+$t->check_log;
+done_testing;
