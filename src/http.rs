@@ -53,6 +53,10 @@ impl ResponderUrl {
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let end = v6.find(']').ok_or(UrlError::Invalid)?;
             let host = &v6[..end];
+            // Brackets hold an IPv6 address, nothing else.
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(UrlError::Invalid);
+            }
             let port = match &v6[end + 1..] {
                 "" => 80,
                 p => p
@@ -67,11 +71,15 @@ impl ResponderUrl {
                 None => (authority, 80),
             }
         };
+        let bad = |b: u8| b.is_ascii_whitespace() || b.is_ascii_control();
+        // The host and the path go into the request line and the Host
+        // header as they are: nothing that could end or split them, and a
+        // colon in a host only inside brackets.
         if host.is_empty()
             || port == 0
-            || host
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            || host.bytes().any(|b| bad(b) || b == b'[' || b == b']')
+            || (host.contains(':') && !authority.starts_with('['))
+            || path.bytes().any(bad)
         {
             return Err(UrlError::Invalid);
         }

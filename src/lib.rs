@@ -17,6 +17,7 @@ use ngx::core::Pool;
 
 pub mod callback;
 pub mod certificate;
+pub mod conf_values;
 pub mod context;
 pub mod discover;
 pub mod fetch;
@@ -111,8 +112,7 @@ unsafe extern "C" fn create_conf(cycle: *mut ngx_cycle_t) -> *mut c_void {
 unsafe fn set_zone(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     let args = (*(*cf).args).elts as *mut ngx_str_t;
     let value = &*args.add(1);
-    let bytes = value.as_bytes();
-    let Some(colon) = bytes.iter().rposition(|&b| b == b':') else {
+    let Some((name, size)) = conf_values::zone_name_and_size(value.as_bytes()) else {
         ngx::ngx_conf_log_error!(
             NGX_LOG_EMERG,
             cf,
@@ -121,13 +121,12 @@ unsafe fn set_zone(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
         );
         return NGX_CONF_ERROR;
     };
-    let (name, size) = (&bytes[..colon], &bytes[colon + 1..]);
     let mut size_str = ngx_str_t {
         len: size.len(),
         data: size.as_ptr().cast_mut(),
     };
     let size = ngx_parse_size(&mut size_str);
-    if name.is_empty() || size < 0 {
+    if size < 0 {
         ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid zone \"{}\"", value);
         return NGX_CONF_ERROR;
     }
@@ -375,15 +374,9 @@ unsafe fn set_fetch_timeout(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_
 /// response's validity, or a fixed interval such as "1h".
 unsafe fn set_refresh(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     let value = arg(cf, 1);
-    let text = String::from_utf8_lossy(value.as_bytes());
-    let fraction = match text.strip_suffix('%') {
-        Some(p) => p.parse::<f64>().ok().map(|p| p / 100.0),
-        None if text.contains('.') => text.parse::<f64>().ok(),
-        None => None,
-    };
-    let refresh = match fraction {
-        Some(f) if f > 0.0 && f < 1.0 => Refresh::Fraction(f),
-        Some(_) => {
+    let refresh = match conf_values::refresh_value(value.as_bytes()) {
+        conf_values::RefreshValue::Fraction(f) => Refresh::Fraction(f),
+        conf_values::RefreshValue::BadFraction => {
             ngx::ngx_conf_log_error!(
                 NGX_LOG_EMERG,
                 cf,
@@ -392,7 +385,7 @@ unsafe fn set_refresh(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
             );
             return NGX_CONF_ERROR;
         }
-        None => {
+        conf_values::RefreshValue::Time => {
             let mut v = *value;
             let secs = ngx_parse_time(&mut v, 1);
             if secs <= 0 {
@@ -408,10 +401,7 @@ unsafe fn set_refresh(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
 
 /// The directive's argument as a count within `range`, or `[emerg]`.
 fn count_arg(cf: *mut ngx_conf_t, range: std::ops::RangeInclusive<usize>) -> Option<usize> {
-    let n = std::str::from_utf8(arg(cf, 1).as_bytes())
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| range.contains(n));
+    let n = conf_values::count(arg(cf, 1).as_bytes(), range.clone());
     if n.is_none() {
         ngx::ngx_conf_log_error!(
             NGX_LOG_EMERG,
@@ -469,10 +459,9 @@ unsafe fn set_max_size(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char 
 
 /// `ssl_stapling_serve_revoked on | off;`
 unsafe fn set_serve_revoked(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
-    conf.settings.serve_revoked = match arg(cf, 1).as_bytes() {
-        b"on" => true,
-        b"off" => false,
-        _ => {
+    conf.settings.serve_revoked = match conf_values::on_off(arg(cf, 1).as_bytes()) {
+        Some(v) => v,
+        None => {
             ngx::ngx_conf_log_error!(
                 NGX_LOG_EMERG,
                 cf,

@@ -28,6 +28,23 @@ fn urls() {
     assert_eq!(ResponderUrl::parse("http://host:0/"), Err(UrlError::Invalid));
     assert_eq!(ResponderUrl::parse("http://host:99999/"), Err(UrlError::Invalid));
     assert_eq!(ResponderUrl::parse("http://u@host/"), Err(UrlError::Invalid));
+    // Found by the fuzzer (directive_values): brackets that hold no IPv6
+    // address were taken as a host name that printed as another URL.
+    assert_eq!(ResponderUrl::parse("http://[:2:]:80"), Err(UrlError::Invalid));
+    assert_eq!(ResponderUrl::parse("http://[host]/"), Err(UrlError::Invalid));
+    assert_eq!(ResponderUrl::parse("http://a:b:80/"), Err(UrlError::Invalid));
+    // Nothing that could split the request line or the Host header.
+    assert_eq!(ResponderUrl::parse("http://host/a b"), Err(UrlError::Invalid));
+    assert_eq!(
+        ResponderUrl::parse("http://host/a\r\nX: y"),
+        Err(UrlError::Invalid)
+    );
+    assert_eq!(ResponderUrl::parse("http://ho]st/"), Err(UrlError::Invalid));
+    // What a URL prints parses back to it.
+    for text in ["http://[::1]:99/x", "http://h:8080/p?q=1", "http://127.0.0.1/"] {
+        let u = ResponderUrl::parse(text).unwrap();
+        assert_eq!(ResponderUrl::parse(&u.to_string()), Ok(u));
+    }
 }
 
 #[test]

@@ -1,0 +1,60 @@
+//! Any bytes as an OCSP response for the fixture certificate: the checks a
+//! fetched, filed or stored response goes through never panic, and accept
+//! only what fits the certificate and the time.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use ngx_ssl_stapling_module::ocsp::{
+    check_response, peek_next_update, CertificateStatusId, ChainSignatureCheck, NoSignatureCheck,
+};
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::X509;
+
+struct Fixture {
+    id: CertificateStatusId,
+    /// A time inside the fixture responses' validity.
+    now: i64,
+    ca: X509,
+    store: X509Store,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let leaf = X509::from_pem(include_bytes!("../../src/ocsp/fixtures/leaf.pem")).expect("leaf");
+        let ca = X509::from_pem(include_bytes!("../../src/ocsp/fixtures/ca.pem")).expect("ca");
+        let mut b = X509StoreBuilder::new().expect("store");
+        b.add_cert(ca.clone()).expect("add ca");
+        let good = include_bytes!("../../src/ocsp/fixtures/good.der");
+        let next = peek_next_update(good).ok().flatten().expect("nextUpdate of good.der");
+        Fixture {
+            now: next - 3600,
+            id: CertificateStatusId::new(&leaf, Some(&ca)),
+            ca,
+            store: b.build(),
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let f = fixture();
+    // The fixtures' validity window, and far outside it.
+    for now in [f.now, 0, i64::MAX / 2] {
+        if let Ok(r) = check_response(data, &f.id, &NoSignatureCheck, now) {
+            assert!(r.next_update.is_none_or(|n| n > now));
+            assert_eq!(r.der, data);
+        }
+    }
+    let chain = [f.ca.clone()];
+    for verify in [false, true] {
+        let check = ChainSignatureCheck {
+            chain: &chain,
+            store: &f.store,
+            verify,
+        };
+        let _ = check_response(data, &f.id, &check, f.now);
+    }
+    let _ = peek_next_update(data);
+});
