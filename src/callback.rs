@@ -63,6 +63,8 @@ unsafe fn staple(ctx: &StaplingContext, ssl: *mut sys::SSL, cert: &Certificate, 
     };
     let now = nginx_sys::ngx_time();
     let mut z = zone.lock();
+    #[cfg(feature = "test-hooks")]
+    hold_lock_if_asked();
     let Some(entry) = z.find(&cert.key) else {
         return SSL_TLSEXT_ERR_NOACK;
     };
@@ -88,6 +90,22 @@ unsafe fn staple(ctx: &StaplingContext, ssl: *mut sys::SSL, cert: &Certificate, 
         );
     }
     SSL_TLSEXT_ERR_NOACK
+}
+
+/// Test builds only: when "test-hooks/hold-zone-lock" exists in nginx's
+/// prefix (a directory the worker user can write), the first handshake to
+/// see it (the rename decides) writes its worker's pid to
+/// "test-hooks/zone-lock-held-by" and keeps the zone locked for a minute,
+/// as a worker that hangs or is killed while holding the lock.
+#[cfg(feature = "test-hooks")]
+fn hold_lock_if_asked() {
+    // SAFETY: nginx's current cycle and its prefix are set in a worker.
+    let prefix = unsafe { String::from_utf8_lossy((*nginx_sys::ngx_cycle).prefix.as_bytes()).into_owned() };
+    let dir = std::path::Path::new(&prefix).join("test-hooks");
+    if std::fs::rename(dir.join("hold-zone-lock"), dir.join("hold-zone-lock.taken")).is_ok() {
+        let _ = std::fs::write(dir.join("zone-lock-held-by"), std::process::id().to_string());
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
 }
 
 /// True when the gap of this entry should be logged now.
