@@ -31,6 +31,9 @@ use Time::HiRes qw(sleep time);
 our @EXPORT_OK = qw(wait_for);
 
 my $ROOT = File::Spec->rel2abs(dirname(__FILE__) . '/../..');
+# Every deadline is multiplied by this (scripts/memcheck runs nginx under
+# valgrind, 20-50 times slower): deadlines are generous, never assertions.
+my $SLOW = $ENV{STAPLING_TEST_SLOW} || 1;
 my @ALL;
 
 sub new {
@@ -244,7 +247,7 @@ sub check_log {
 # Polls $cond every 50 ms until it is true or $timeout seconds pass.
 sub wait_for {
 	my ($cond, $timeout, $what) = @_;
-	my $end = time + $timeout;
+	my $end = time + $timeout * $SLOW;
 	while (1) {
 		my $r = $cond->();
 		return $r if $r;
@@ -263,7 +266,7 @@ sub handshake {
 	my $staple;
 	my $s = IO::Socket::SSL->new(
 		PeerAddr => "127.0.0.1:$port",
-		Timeout => 10,
+		Timeout => 10 * $SLOW,
 		SSL_verify_mode => SSL_VERIFY_NONE,
 		SSL_session_cache_size => 0,
 		SSL_ocsp_mode => $o{no_status} ? SSL_OCSP_NO_STAPLE
@@ -393,7 +396,7 @@ sub staple_ids {
 # as one string, body).
 sub http_request {
 	my ($self, $port, $path, %o) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 10)
+	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 10 * $SLOW)
 		or return (0, '', "connect: $!");
 	my $method = $o{method} // 'GET';
 	my $extra = join '', map { "$_: $o{headers}{$_}\r\n" } sort keys %{$o{headers} // {}};
