@@ -113,9 +113,10 @@ impl StapleKey {
         Some(StapleKey(key))
     }
 
-    /// Parses the 64 hex digits `Display` writes.
+    /// Parses the 64 hex digits `Display` writes (nothing else: not even
+    /// the sign `u8::from_str_radix` would take).
     pub fn parse(hex: &str) -> Option<StapleKey> {
-        if hex.len() != 64 || !hex.is_ascii() {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut key = [0u8; 32];
@@ -348,6 +349,9 @@ mod tests {
         assert_eq!(StapleKey::parse(&sha.to_string()), Some(sha));
         assert_eq!(StapleKey::parse("zz"), None);
         assert_eq!(StapleKey::parse(&"g".repeat(64)), None);
+        // Found by the fuzzer (store_file): "+E" passed from_str_radix.
+        let signed = "0000+Ed0000aEdE0d0a000000aEdaaEdaaa000aEd0000aEd0000aEd0000aEdaa";
+        assert_eq!(StapleKey::parse(signed), None);
     }
 
     #[test]
