@@ -440,7 +440,8 @@ unsafe fn set_dynamic_max(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_ch
 }
 
 /// `ssl_stapling_max_size size;`: the largest OCSP response stapled
-/// (16k by default, as nginx's own code; at most what is read, 64k).
+/// (16k by default, as nginx's own code; at most what is read, 64k). Over
+/// 16k is a warning: TLS 1.2 OpenSSL clients refuse such a staple.
 unsafe fn set_max_size(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
     let mut v = *arg(cf, 1);
     let size = ngx_parse_size(&mut v);
@@ -452,6 +453,17 @@ unsafe fn set_max_size(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char 
             arg(cf, 1)
         );
         return NGX_CONF_ERROR;
+    }
+    if size as usize > context::DEFAULT_MAX_STAPLE_BYTES {
+        // OpenSSL clients take a CertificateStatus message (TLS 1.2) of at
+        // most 16 KB and abort the handshake on a larger one ("illegal
+        // parameter"); in TLS 1.3 the staple travels with the certificate.
+        ngx::ngx_conf_log_error!(
+            NGX_LOG_WARN,
+            cf,
+            "a staple over 16k makes TLS 1.2 handshakes with OpenSSL clients fail \
+             (\"illegal parameter\"): raise \"ssl_stapling_max_size\" only for TLSv1.3 servers"
+        );
     }
     conf.settings.max_staple_bytes = size as usize;
     NGX_CONF_OK
