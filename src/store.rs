@@ -1,10 +1,10 @@
-//! The disk store (`ssl_stapling_store`): one file per staple,
-//! `<staple id>.der` (see `StapleKey`), holding the last accepted staple, so that a
+//! The disk store (`ssl_stapling_store`): one file per staple, `<staple
+//! id>.der` (see `StapleKey`), holding its last accepted response, so that a
 //! restarted nginx staples its first handshakes even while the responder is
 //! down. Files are written atomically (a temporary file in the same
 //! directory, then renamed over the old one): a crash of nginx leaves the
-//! old file or the new one, never half of either. They are not fsync'ed:
-//! the write happens on the worker's event loop, and the store is a cache —
+//! old file or the new one, never half of either. They are not fsync'ed: the
+//! write happens on the worker's event loop, and the store is a cache —
 //! after a power loss a file the kernel had not written is at worst empty,
 //! which is one warning at the next start and a fetch.
 

@@ -260,7 +260,7 @@ fn tree_key(key: &StapleKey) -> ngx_rbtree_key_t {
     u64::from_le_bytes(b) as ngx_rbtree_key_t
 }
 
-/// Orders nodes by (tree key, full certificate id), so that lookups are
+/// Orders nodes by (tree key, full staple id), so that lookups are
 /// exact even if two ids share their first 8 bytes.
 unsafe extern "C" fn insert_entry(
     temp: *mut ngx_rbtree_node_t,
