@@ -6,7 +6,8 @@
 # handshake of every worker would spin on it for ever). A test build of the
 # module (scripts/build test-hooks) makes a handshake hold the lock; the
 # test kills that worker; a handshake that waited on the lock completes,
-# and every handshake after it is stapled.
+# and every handshake after it is stapled. With the same build, a panic in
+# a directive handler is an error for nginx, not an abort.
 
 use strict;
 use warnings;
@@ -94,6 +95,15 @@ ok(wait_for(sub { $t->workers == 2 }, 10), 'the master started a new worker');
 my $stapled = grep { defined $t->handshake($t->port(0))->{staple} } 1 .. 20;
 is($stapled, 20, 'every handshake after it, on both workers, is stapled');
 $t->stop;
+
+# A panic in a directive handler (a bug) is an error nginx reports, not an
+# unwinding into nginx's C code (which would abort it).
+$t->write_config("ssl_stapling_fetch_timeout test-hooks-panic;\nevents { }\n");
+my ($rc, $out) = $t->test_config;
+is($rc, 1, 'a panicking directive handler: nginx -t exits with 1, not a signal');
+like($out, qr/\[emerg\] .*ssl_stapling_fetch_timeout|configuration file .* test failed/,
+	'and reports the configuration as failed');
+$t->expect_log(qr/\[emerg\]/);
 
 $t->check_log;
 done_testing;

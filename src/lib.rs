@@ -77,6 +77,12 @@ macro_rules! main_setter {
                     return c"is duplicate".as_ptr().cast_mut();
                 }
                 conf.seen.push(cmd as usize);
+                // Test builds: a value that makes the handler panic, to show
+                // that nginx gets an error, not an abort.
+                #[cfg(feature = "test-hooks")]
+                if arg(cf, 1).as_bytes() == b"test-hooks-panic" {
+                    panic!("test-hooks: a panic in a directive handler");
+                }
                 $set(cf, conf)
             })
         }
