@@ -11,7 +11,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use JSON::PP;
 use StaplingTest qw(wait_for);
 
 my $t = StaplingTest->new;
@@ -110,9 +109,9 @@ isnt(validity($staple{other}), validity($staple{aia}), 'ssl_stapling_responder: 
 is($t->ocsp_requests('ocsp_a'), 3, 'the AIA responder: one request per distinct setting (3)');
 is($t->ocsp_requests('ocsp_b'), 1, 'the other responder: one request');
 
-my ($status, undef, $body) = $t->http_request($t->port('status'), '/status');
-is($status, 200, 'status page');
-my @items = @{decode_json($body)->{certificates}};
+my $page = $t->status_page($t->port('status'));
+ok($page, 'status page (200, JSON)');
+my @items = @{$page->{certificates} // []};
 is(scalar @items, 4, 'the status page lists one item per staple');
 my %servers = map { join(',', @{$_->{servers}}) => $_ } @items;
 is_deeply([sort keys %servers], ['one.test,two.test', 'other.test', 'trusted.test,trusted2.test', 'untrusted.test'],

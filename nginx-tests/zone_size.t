@@ -13,7 +13,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use JSON::PP;
 use StaplingTest qw(wait_for);
 
 my $t = StaplingTest->new;
@@ -24,10 +23,7 @@ my @names = map { "c$_" } 1 .. 100;
 $t->make_cert($_, ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for @names;
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
-sub status {
-	my ($status, undef, $body) = $t->http_request($t->port('status'), '/status');
-	return $status == 200 ? decode_json($body) : undef;
-}
+sub status { $t->status_page($t->port('status')) }
 
 my $status_server = <<'EOF';
     server {

@@ -482,12 +482,8 @@ impl StaplingContext {
                 continue;
             }
             let shown = path.display();
-            let der = match crate::store::read_file(&path) {
-                Ok(d) => d,
-                Err(e) => {
-                    log!(NGX_LOG_WARN, log_, "ssl_stapling: cannot read \"{shown}\": {e}");
-                    continue;
-                }
+            let Some(der) = read_logged(&path, log_) else {
+                continue;
             };
             let Some(cert) = by_key.get(&key) else {
                 // Kept while it could serve a certificate put back in the
@@ -528,12 +524,8 @@ impl StaplingContext {
                 continue;
             }
             let shown = path.display();
-            let der = match crate::store::read_file(&path) {
-                Ok(d) => d,
-                Err(e) => {
-                    log!(NGX_LOG_WARN, log_, "ssl_stapling: cannot read \"{shown}\": {e}");
-                    continue;
-                }
+            let Some(der) = read_logged(&path, log_) else {
+                continue;
             };
             let mut why = None;
             for cert in want {
@@ -696,7 +688,7 @@ impl StaplingContext {
                 usage.size / 1024,
                 no_room.len(),
                 self.certs.len(),
-                size_for(self.certs.len() + self.settings.dynamic_max).div_ceil(1024)
+                self.zone_bytes_needed().div_ceil(1024)
             );
         }
         let without_room = no_room.len();
@@ -726,10 +718,32 @@ impl StaplingContext {
         Ok(())
     }
 
+    /// About how large the zone must be for this configuration: its
+    /// staples and as many certificates loaded by variables as it keeps.
+    pub fn zone_bytes_needed(&self) -> usize {
+        size_for(self.certs.len() + self.settings.dynamic_max)
+    }
+
     /// Whether the zone had no room for this staple in this configuration
     /// (it is then neither fetched nor served).
     pub fn without_room(&self, key: &StapleKey) -> bool {
         self.no_room.borrow().contains(key)
+    }
+}
+
+/// A store file's content, or one warning saying why it cannot be read.
+fn read_logged(path: &std::path::Path, log_: *mut ngx_log_t) -> Option<Vec<u8>> {
+    match crate::store::read_file(path) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            log!(
+                NGX_LOG_WARN,
+                log_,
+                "ssl_stapling: cannot read \"{}\": {e}",
+                path.display()
+            );
+            None
+        }
     }
 }
 

@@ -219,7 +219,7 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
     // Without "ssl_stapling_zone", the zone is sized for the staples the
     // configuration needs (and certificates loaded by variables), in
     // powers of two: a reload that adds a few keeps the same zone.
-    let needed = zone::size_for((*ctx).certs.len() + conf.settings.dynamic_max);
+    let needed = (*ctx).zone_bytes_needed();
     let size = if conf.zone_name.is_some() {
         if conf.zone_size < needed {
             log!(

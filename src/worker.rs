@@ -19,7 +19,7 @@ use crate::fetch::{fetch, FetchError};
 use crate::log::log;
 use crate::ocsp::{CertStatus, CheckedResponse};
 use crate::schedule;
-use crate::zone::{self, FetchResult, StapleSource, Zone};
+use crate::zone::{FetchResult, StapleSource, Zone};
 
 /// The longest a worker sleeps between looks at the zone: how soon it
 /// notices a lease left by a dead worker, or work for a new certificate.
@@ -364,7 +364,7 @@ fn apply(
                         NGX_LOG_CRIT as usize,
                         format!(
                             "{msg}; about {} KB needed: raise its size with \"ssl_stapling_zone\"",
-                            zone::size_for(ctx.certs.len() + ctx.settings.dynamic_max).div_ceil(1024)
+                            ctx.zone_bytes_needed().div_ceil(1024)
                         ),
                     )
                 } else {

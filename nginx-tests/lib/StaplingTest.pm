@@ -376,17 +376,25 @@ sub cert_sha256 {
 	return Digest::SHA::sha256_hex($der);
 }
 
+# The JSON status page at 127.0.0.1:$port/status, decoded; undef unless it
+# answers 200 with valid JSON.
+sub status_page {
+	my ($self, $port) = @_;
+	my ($status, undef, $body) = $self->http_request($port, '/status');
+	return undef unless $status == 200;
+	require JSON::PP;
+	return eval { JSON::PP::decode_json($body) };
+}
+
 # The ids (status page "id", store file "<id>.der") of the staples of
 # certificate $name, as the status page at 127.0.0.1:$port/status lists
 # them. In scalar context: the one id, or a death when there is not one.
 sub staple_ids {
 	my ($self, $port, $name) = @_;
-	my ($status, undef, $body) = $self->http_request($port, '/status');
-	die "status page on port $port: HTTP $status\n" unless $status == 200;
-	require JSON::PP;
+	my $page = $self->status_page($port) or die "no status page on port $port\n";
 	my $sha = $self->cert_sha256($name);
 	my @ids = map { $_->{id} }
-		grep { ($_->{sha256} // '') eq $sha } @{JSON::PP::decode_json($body)->{certificates}};
+		grep { ($_->{sha256} // '') eq $sha } @{$page->{certificates}};
 	return @ids if wantarray;
 	die scalar(@ids) . " staples of $name on the status page, not one\n" unless @ids == 1;
 	return $ids[0];
