@@ -119,10 +119,21 @@ my %mode = (
 $t->write_file("$_.mode", $mode{$_}) for keys %mode;
 $t->stop_daemon('refusing');
 $t->forget_name('nx.test');
-# The old workers exit promptly even with a fetch hanging in flight.
-my $took = $t->reload;
-ok(defined $took && $took < 2, 'reloaded; old workers gone within 2 s despite a hanging fetch')
+# The old workers exit with a fetch hanging in flight: wait until the hang
+# responder holds a request, then reload. Had the old worker waited for
+# that fetch, it would log its timeout (ssl_stapling_fetch_timeout 2s).
+sub hang_requests { scalar(() = $t->read_file('hang.count') =~ /^1$/mg) }
+my $before = hang_requests();
+ok(wait_for(sub { hang_requests() > $before }, 15, 'a hanging fetch'),
+	'a fetch hangs on the hang responder');
+my @old = $t->workers;
+my $took = $t->reload(timeout => 30);
+ok(defined $took, 'reloaded; the old workers exited')
 	or diag('took ' . ($took // 'forever'));
+diag(sprintf 'old workers gone %.2f s after the reload', $took) if defined $took;
+my $old = join '|', @old;
+unlike($t->read_log, qr{^\S+ \S+ \[\w+\] (?:$old)#\d+: [^\n]*cannot fetch OCSP response for certificate "[^"]*/hang\.chain\.crt"}m,
+	'the old workers did not wait for the hanging fetch (no timeout of theirs for it)');
 
 for my $case (@cases) {
 	my $line = qr/\[warn\] .*ssl_stapling: cannot fetch OCSP response for certificate "[^"]*\/\Q$case\E\.chain\.crt" from \S+: (?:.*?)$cause{$case}.*; retry in \d+ s; the previous staple is served until its nextUpdate/;

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ngx_ssl_stapling_module::ocsp::{
+use ngx_ssl_stapling_module::ocsp::response::{
     check_response, peek_next_update, CertificateStatusId, ChainSignatureCheck, NoSignatureCheck,
 };
 use openssl::x509::store::{X509Store, X509StoreBuilder};

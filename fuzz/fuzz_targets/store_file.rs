@@ -6,9 +6,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ngx_ssl_stapling_module::certificate::StapleKey;
-use ngx_ssl_stapling_module::ocsp::{check_response, peek_next_update, CertificateStatusId, NoSignatureCheck};
-use ngx_ssl_stapling_module::store::read_file;
+use ngx_ssl_stapling_module::state::certificate::StapleKey;
+use ngx_ssl_stapling_module::ocsp::response::{check_response, peek_next_update, CertificateStatusId, NoSignatureCheck};
+use ngx_ssl_stapling_module::state::store::read_file;
 use openssl::x509::X509;
 
 fn id() -> &'static CertificateStatusId {

@@ -50,6 +50,7 @@ sub new {
 		module => $ENV{TEST_NGINX_MODULE}
 			// "$ROOT/build/modules/ngx_ssl_stapling_module.so",
 		expected => [],
+		owner => $$,
 		%opts,
 	}, $class;
 	die "no nginx binary at $self->{binary}; run scripts/build\n"
@@ -76,6 +77,9 @@ sub module { $_[0]{module} }
 sub verbose { $ENV{TEST_NGINX_VERBOSE} }
 
 # A free TCP port on 127.0.0.1, the same one for the same $n in this test.
+# Its socket stays bound (so that no other test running beside this one
+# is given it) until nginx or a helper daemon is about to bind it
+# (release_ports).
 sub port {
 	my ($self, $n) = @_;
 	return $self->{ports}{$n} //= do {
@@ -84,12 +88,24 @@ sub port {
 			my $s = IO::Socket::INET->new(Listen => 1,
 				LocalAddr => '127.0.0.1:0', ReuseAddr => 0) or next;
 			$port = $s->sockport;
-			close $s;
-			last unless $self->{used_ports}{$port}++;
-			undef $port;
+			if ($self->{used_ports}{$port}++) {
+				close $s;
+				undef $port;
+				next;
+			}
+			$self->{held}{$port} = $s;
+			last;
 		}
 		$port // die "no free port\n";
 	};
+}
+
+# Closes the sockets that hold this test's ports: right before something
+# binds them.
+sub release_ports {
+	my ($self) = @_;
+	close $_ for values %{$self->{held} // {}};
+	$self->{held} = {};
 }
 
 sub write_file {
@@ -141,6 +157,7 @@ EOF
 sub _nginx {
 	my ($self, @args) = @_;
 	my $d = $self->{dir};
+	$self->release_ports;
 	my @cmd = ($self->{binary}, '-p', "$d/", '-c', "$d/nginx.conf",
 		'-e', "$d/error.log", @args);
 	my $out = `@cmd 2>&1`;
@@ -198,6 +215,7 @@ sub reload {
 	my ($self, %o) = @_;
 	my @old = $self->workers;
 	my $start = time;
+	$self->release_ports;
 	kill 'HUP', $self->{master} or die "cannot signal master\n";
 	my %old = map { $_ => 1 } @old;
 	my $n = $o{workers} // scalar @old;
@@ -465,6 +483,7 @@ sub ocsp_response {
 sub run_daemon {
 	my ($self, $name, $ready, @cmd) = @_;
 	my $log = "$self->{dir}/$name.log";
+	$self->release_ports;
 	my $pid = fork // die "fork: $!\n";
 	if (!$pid) {
 		# Its own process group: stopping it stops what it forked too.
@@ -535,6 +554,9 @@ sub start_fault_responder {
 
 sub DESTROY {
 	my ($self) = @_;
+	# Only the test's own process stops what it started (not a child it
+	# forked, when that child exits).
+	return unless $self->{owner} == $$;
 	$self->stop;
 	$self->stop_daemon($_) for keys %{$self->{daemons} // {}};
 	if ($ENV{TEST_NGINX_CATLOG} && -f "$self->{dir}/error.log") {
@@ -542,9 +564,13 @@ sub DESTROY {
 	}
 }
 
+# A test stopped by a signal (prove interrupted, a timeout) still stops
+# what it started: exit runs the END block below.
+$SIG{$_} = sub { exit 1 } for qw(TERM INT HUP);
+
 END {
 	local $?;
-	for my $t (@ALL) {
+	for my $t (grep { $_->{owner} == $$ } @ALL) {
 		$t->stop;
 		$t->stop_daemon($_) for keys %{$t->{daemons} // {}};
 	}

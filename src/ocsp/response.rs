@@ -6,7 +6,7 @@
 use foreign_types::ForeignTypeRef;
 use openssl::asn1::{Asn1GeneralizedTimeRef, Asn1Time, Asn1TimeRef};
 use openssl::error::ErrorStack;
-use openssl::hash::MessageDigest;
+use openssl::hash::{hash, MessageDigest};
 use openssl::ocsp::{
     OcspBasicResponseRef, OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus,
 };
@@ -14,7 +14,7 @@ use openssl::stack::Stack;
 use openssl::x509::store::X509StoreRef;
 use openssl::x509::{X509Ref, X509};
 
-use crate::ssl_ffi;
+use crate::tls::ffi;
 
 /// nginx accepts thisUpdate up to 5 minutes in the future and nextUpdate up
 /// to 5 minutes in the past (`OCSP_check_validity(..., 300, -1)`).
@@ -106,7 +106,38 @@ impl CertificateStatusId {
             let next = st.next_update().map(generalized_to_unix).transpose()?;
             return Ok((cert_status(st.status), this, next));
         }
-        ssl_ffi::find_by_serial_and_issuer_name(basic, &self.cert).ok_or(OcspError::NoMatchingResponse)
+        self.find_by_serial_and_issuer_name(basic)
+            .ok_or(OcspError::NoMatchingResponse)
+    }
+
+    /// Looks for a SHA-1 CertID with the certificate's serial and issuer
+    /// name hash. Used only when the issuer certificate is unknown (a staple
+    /// file for a certificate configured without its chain), where the key
+    /// hash cannot be computed.
+    fn find_by_serial_and_issuer_name(
+        &self,
+        basic: &OcspBasicResponseRef,
+    ) -> Option<(CertStatus, i64, Option<i64>)> {
+        let name_der = self.cert.issuer_name().to_der().ok()?;
+        let want_name_hash = hash(MessageDigest::sha1(), &name_der).ok()?;
+        let want_serial = self.cert.serial_number().to_bn().ok()?.to_vec();
+        let single = ffi::single_responses(basic).into_iter().find(|s| {
+            s.sha1_issuer_name_hash == Some(&want_name_hash[..])
+                && s.serial
+                    .and_then(|n| n.to_bn().ok())
+                    .is_some_and(|n| n.to_vec() == want_serial)
+        })?;
+        let this = generalized_to_unix(single.this_update?).ok()?;
+        let next = match single.next_update {
+            Some(t) => Some(generalized_to_unix(t).ok()?),
+            None => None,
+        };
+        let status = match single.status {
+            openssl_sys::V_OCSP_CERTSTATUS_GOOD => CertStatus::Good,
+            openssl_sys::V_OCSP_CERTSTATUS_REVOKED => CertStatus::Revoked,
+            _ => CertStatus::Unknown,
+        };
+        Some((status, this, next))
     }
 }
 
@@ -229,7 +260,10 @@ pub fn peek_next_update(der: &[u8]) -> Result<Option<i64>, OcspError> {
         return Err(OcspError::NotSuccessful(response_status_name(resp.status())));
     }
     let basic = resp.basic().map_err(|_| OcspError::NotBasic)?;
-    Ok(ssl_ffi::latest_next_update(&basic))
+    Ok(ffi::single_responses(&basic)
+        .iter()
+        .filter_map(|s| generalized_to_unix(s.next_update?).ok())
+        .max())
 }
 
 /// RFC 6960 4.2.2.1 validity window, with nginx's skew allowance for

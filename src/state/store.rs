@@ -16,7 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::certificate::StapleKey;
+use crate::state::certificate::StapleKey;
 
 const SUFFIX: &str = ".der";
 const TEMP_MARK: &str = ".tmp.";
@@ -104,7 +104,7 @@ impl Store {
 }
 
 /// The largest file the store reads: the largest response a fetch reads.
-const MAX_FILE: u64 = crate::http::MAX_BODY as u64;
+const MAX_FILE: u64 = crate::ocsp::responder::MAX_BODY as u64;
 
 /// Reads one store file the way a file in a directory others can write
 /// must be read, above all by the master running as root: without

@@ -9,11 +9,12 @@ use ngx::async_::resolver::Resolver;
 use ngx::core::Pool;
 use openssl::ocsp::OcspRequest;
 
-use crate::certificate::Certificate;
-use crate::http::{build_request, HttpError, ResponderUrl, ResponseReader};
-use crate::log::log;
-use crate::net::{Connection, Deadline, NetError};
-use crate::ocsp::{check_response, CheckedResponse, OcspError};
+use crate::fetch::net::{Connection, Deadline, NetError};
+use crate::module::log::log_info;
+use crate::ocsp::responder::{build_request, HttpError, ResponderUrl, ResponseReader};
+use crate::ocsp::response::{
+    check_response, CertificateStatusId, ChainSignatureCheck, CheckedResponse, OcspError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -170,15 +171,29 @@ fn resolver_error_text(e: &ngx::async_::resolver::Error) -> String {
     }
 }
 
+/// What one fetch needs: which certificate (`name` for the log), how its
+/// answer is checked, where it is fetched from.
+pub struct FetchJob<'a> {
+    pub name: &'a str,
+    pub status_id: &'a CertificateStatusId,
+    pub check: ChainSignatureCheck<'a>,
+    pub plan: &'a FetchPlan,
+}
+
 /// Fetches and checks one staple. `now` is read after the response
 /// arrives.
 pub async fn fetch(
-    cert: &Certificate,
-    plan: &FetchPlan,
+    job: FetchJob<'_>,
     timeout_ms: ngx_msec_t,
     log: *mut ngx_log_t,
 ) -> Result<CheckedResponse, FetchError> {
-    let id = cert.status_id.cert_id().ok_or(FetchError::Request)?;
+    let FetchJob {
+        name,
+        status_id,
+        check,
+        plan,
+    } = job;
+    let id = status_id.cert_id().ok_or(FetchError::Request)?;
     let mut req = OcspRequest::new().map_err(|_| FetchError::Request)?;
     req.add_id(id).map_err(|_| FetchError::Request)?;
     let der = req.to_der().map_err(|_| FetchError::Request)?;
@@ -190,19 +205,17 @@ pub async fn fetch(
         match exchange(&target, &request, log, deadline).await {
             Ok(body) => {
                 let now = nginx_sys::ngx_time();
-                let check = cert.signature_check();
-                return Ok(check_response(&body, &cert.status_id, &check, now)?);
+                return Ok(check_response(&body, status_id, &check, now)?);
             }
             // A bad answer is the responder's answer: other addresses of
             // the same responder would give the same.
             Err(e @ FetchError::Http(_)) => return Err(e),
             Err(e) => {
-                log!(
-                    nginx_sys::NGX_LOG_INFO,
+                log_info!(
                     log,
-                    "ssl_stapling: OCSP responder {} for certificate \"{}\": {e}; trying the next address",
+                    "OCSP responder {} for certificate \"{}\": {e}; trying the next address",
                     target.text,
-                    cert.name
+                    name
                 );
                 last = Some(e)
             }

@@ -8,15 +8,15 @@ use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use foreign_types::ForeignTypeRef;
-use nginx_sys::{NGX_LOG_ERR, NGX_LOG_INFO};
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
-use crate::certificate::{Certificate, StapleKey, StapleSettings};
-use crate::context::StaplingContext;
-use crate::log::log;
-use crate::ssl_ffi;
-use crate::zone::Entry;
+use crate::module::discover::StaplingServer;
+use crate::module::log::{log_error, log_info};
+use crate::state::certificate::{Certificate, StapleKey, StapleSettings};
+use crate::state::registry::StaplingContext;
+use crate::state::zone::Entry;
+use crate::tls::ffi;
 
 const SSL_TLSEXT_ERR_OK: c_int = 0;
 const SSL_TLSEXT_ERR_NOACK: c_int = 3;
@@ -26,7 +26,7 @@ const SSL_TLSEXT_ERR_NOACK: c_int = 3;
 const GAP_LOG_INTERVAL: i64 = 60;
 
 /// # Safety
-/// Installed by `StaplingContext::install` with the cycle's context as arg.
+/// Installed by `install` with the cycle's context as arg.
 pub unsafe extern "C" fn status_callback(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
     // A panic must not unwind into OpenSSL and nginx: answer without a staple.
     catch_unwind(AssertUnwindSafe(|| serve(ssl, arg))).unwrap_or(SSL_TLSEXT_ERR_NOACK)
@@ -72,7 +72,7 @@ unsafe fn staple(ctx: &StaplingContext, ssl: *mut sys::SSL, cert: &Certificate, 
         entry.last_used = now;
     }
     if let Some(der) = entry.servable(now) {
-        if ssl_ffi::set_staple(ssl, der) {
+        if ffi::set_staple(ssl, der) {
             entry.stapled += 1;
             return SSL_TLSEXT_ERR_OK;
         }
@@ -81,10 +81,9 @@ unsafe fn staple(ctx: &StaplingContext, ssl: *mut sys::SSL, cert: &Certificate, 
     let why = (cert.must_staple && take_gap_log(entry, now)).then(|| gap_reason(entry));
     drop(z);
     if let Some(why) = why {
-        log!(
-            NGX_LOG_ERR,
+        log_error!(
             log_(),
-            "ssl_stapling: must-staple certificate \"{}\" served without a staple ({why}); \
+            "must-staple certificate \"{}\" served without a staple ({why}); \
              clients that honour must-staple refuse the connection",
             cert.name
         );
@@ -170,18 +169,28 @@ unsafe fn serve_dynamic(
     };
     match registered {
         (Ok(true), n) => {
-            log!(
-                NGX_LOG_INFO,
+            log_info!(
                 log_(),
-                "ssl_stapling: certificate \"{}\" loaded by variables is stapled from now on \
+                "certificate \"{}\" loaded by variables is stapled from now on \
                  ({n} of at most {} such certificates)",
                 cert.name,
                 ctx.settings.dynamic_max
             );
-            crate::worker::wake();
+            ctx.wakeup.notify();
         }
         (Ok(false), _) => {}
         (Err(_), _) => {}
     }
     SSL_TLSEXT_ERR_NOACK
+}
+
+/// Points every stapling SSL_CTX at `status_callback`.
+///
+/// # Safety
+/// `ctx` lives as long as the SSL contexts (both are the cycle's).
+pub unsafe fn install(ctx: *const StaplingContext, servers: &[StaplingServer]) {
+    for server in servers.iter().filter(|s| s.stapling) {
+        let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
+        ffi::set_status_callback(ssl_ctx, status_callback, ctx as *mut c_void);
+    }
 }

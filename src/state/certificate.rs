@@ -6,8 +6,8 @@ use std::fmt;
 use openssl::hash::MessageDigest;
 use openssl::x509::{X509Ref, X509};
 
-use crate::fetch::FetchPlan;
-use crate::ocsp::{CertificateStatusId, ChainSignatureCheck, CheckedResponse};
+use crate::fetch::exchange::FetchPlan;
+use crate::ocsp::response::{CertificateStatusId, ChainSignatureCheck, CheckedResponse};
 
 /// The id of one staple, in the zone and in the store: SHA-256 over the
 /// certificate's DER and what decides which response is its staple. nginx

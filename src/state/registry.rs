@@ -5,28 +5,28 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use nginx_sys::{
-    ngx_log_t, ngx_msec_t, ngx_resolver_t, NGX_LOG_CRIT, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
-};
+use nginx_sys::{ngx_log_t, ngx_msec_t, ngx_resolver_t, NGX_LOG_WARN};
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
-use crate::certificate::{is_must_staple, Certificate, Protocol, ServerChecks, StapleKey, StapleSettings};
-use crate::discover::StaplingServer;
-use crate::fetch::FetchPlan;
-use crate::http::ResponderUrl;
-use crate::log::log;
-use crate::ocsp::{
+use crate::fetch::exchange::FetchPlan;
+use crate::module::discover::StaplingServer;
+use crate::module::log::{log, log_crit, log_info, log_notice, log_warn};
+use crate::ocsp::responder::ResponderUrl;
+use crate::ocsp::response::{
     check_response, peek_next_update, CertStatus, CertificateStatusId, CheckedResponse, NoSignatureCheck,
 };
-use crate::schedule::{self, Policy};
-use crate::ssl_ffi;
-use crate::store::Store;
-use crate::zone::{size_for, Prepared, StapleSource, Zone, ZoneFull, STAPLE_ESTIMATE};
+use crate::ocsp::schedule::{self, Policy};
+use crate::state::certificate::{
+    is_must_staple, Certificate, Protocol, ServerChecks, StapleKey, StapleSettings,
+};
+use crate::state::store::Store;
+use crate::state::wakeup::Wakeup;
+use crate::state::zone::{size_for, Prepared, StapleSource, Zone, ZoneFull, STAPLE_ESTIMATE};
+use crate::tls::ffi;
 
 /// The module-wide settings (main-context directives).
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +108,23 @@ pub struct StaplingContext {
     no_room: RefCell<HashSet<StapleKey>>,
     pub http_servers: usize,
     pub stream_servers: usize,
+    /// Wakes this worker's fetch loop (see `worker`).
+    pub wakeup: Wakeup,
+}
+
+thread_local! {
+    /// The context of this worker's cycle, set when the worker starts.
+    static CURRENT: Cell<Option<&'static StaplingContext>> = const { Cell::new(None) };
+}
+
+/// This worker's context (for the status page); None in a worker of a
+/// configuration where nothing staples.
+pub fn current() -> Option<&'static StaplingContext> {
+    CURRENT.with(|c| c.get())
+}
+
+pub fn set_current(ctx: &'static StaplingContext) {
+    CURRENT.with(|c| c.set(Some(ctx)));
 }
 
 /// What `load_staple_file` found wrong with a `ssl_stapling_file`.
@@ -116,7 +133,7 @@ enum FileError {
     #[error("cannot read it: {0}")]
     Read(#[from] std::io::Error),
     #[error("{0}")]
-    Check(#[from] crate::ocsp::OcspError),
+    Check(#[from] crate::ocsp::response::OcspError),
     #[error("{0}")]
     TooLarge(String),
 }
@@ -157,6 +174,7 @@ impl StaplingContext {
             zone: Cell::new(None),
             zone_name: RefCell::new(String::new()),
             no_room: RefCell::new(HashSet::new()),
+            wakeup: Wakeup::default(),
             http_servers: 0,
             stream_servers: 0,
         };
@@ -167,10 +185,9 @@ impl StaplingContext {
         for server in servers.iter().filter(|s| !s.stapling) {
             for (ptr, x509, name) in server.certificates() {
                 if is_must_staple(&x509) && warned.insert(ptr as usize) {
-                    log!(
-                        NGX_LOG_WARN,
+                    log_warn!(
                         log_,
-                        "ssl_stapling: certificate \"{name}\" is must-staple (TLS Feature status_request, \
+                        "certificate \"{name}\" is must-staple (TLS Feature status_request, \
                          RFC 7633) but \"ssl_stapling\" is off in its server: clients that honour it \
                          will refuse the connection"
                     );
@@ -187,7 +204,7 @@ impl StaplingContext {
             let checks = ServerChecks {
                 verify: server.verify,
                 trust: if server.verify {
-                    ssl_ffi::trust_digest(ssl_ctx, &mut trust_memo)
+                    ffi::trust_digest(ssl_ctx, &mut trust_memo)
                 } else {
                     [0; 32]
                 },
@@ -207,8 +224,8 @@ impl StaplingContext {
                 Protocol::Stream => ctx.stream_servers += 1,
             }
             for (ptr, x509, name) in server.certificates() {
-                let chain = ssl_ffi::chain_of(ssl_ctx, &x509);
-                let issuer = ssl_ffi::issuer_of(ssl_ctx, &x509, &chain);
+                let chain = ffi::chain_of(ssl_ctx, &x509);
+                let issuer = ffi::issuer_of(ssl_ctx, &x509, &chain);
                 let status_id = CertificateStatusId::new(&x509, issuer.as_deref());
                 let url = match server.file {
                     Some(_) => None,
@@ -294,17 +311,6 @@ impl StaplingContext {
         ctx
     }
 
-    /// Points every stapling SSL_CTX at our status callback.
-    ///
-    /// # Safety
-    /// `this` lives as long as the SSL contexts (both are the cycle's).
-    pub unsafe fn install(this: *const StaplingContext, servers: &[StaplingServer]) {
-        for server in servers.iter().filter(|s| s.stapling) {
-            let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
-            ssl_ffi::set_status_callback(ssl_ctx, crate::callback::status_callback, this as *mut c_void);
-        }
-    }
-
     pub fn certificate_for(&self, ssl_ctx: *mut sys::SSL_CTX, x509: *mut sys::X509) -> Option<&Certificate> {
         self.by_x509
             .get(&(ssl_ctx as usize, x509 as usize))
@@ -352,8 +358,8 @@ impl StaplingContext {
         now: i64,
     ) -> Option<Rc<Certificate>> {
         let server = self.server_of(ssl_ctx)?;
-        let chain = ssl_ffi::connection_chain(ssl);
-        let issuer = ssl_ffi::issuer_of(ssl_ctx, x509, &chain);
+        let chain = ffi::connection_chain(ssl);
+        let issuer = ffi::issuer_of(ssl_ctx, x509, &chain);
         let status_id = CertificateStatusId::new(x509, issuer.as_deref());
         let name = subject_of(x509);
         let plan = if status_id.has_issuer() {
@@ -363,10 +369,9 @@ impl StaplingContext {
                 resolver: server.resolver,
             })
         } else {
-            log!(
-                NGX_LOG_WARN,
+            log_warn!(
                 log_,
-                "ssl_stapling: no issuer certificate for certificate \"{name}\" loaded by variables; \
+                "no issuer certificate for certificate \"{name}\" loaded by variables; \
                  it is not stapled (add the chain to its file or \"ssl_trusted_certificate\")"
             );
             None
@@ -426,10 +431,9 @@ impl StaplingContext {
             None => store.remove(&cert.key),
         };
         if let Err(e) = r {
-            log!(
-                NGX_LOG_WARN,
+            log_warn!(
                 log_,
-                "ssl_stapling: cannot update \"{}\" for certificate \"{}\": {e}",
+                "cannot update \"{}\" for certificate \"{}\": {e}",
                 store.path_of(&cert.key).display(),
                 cert.name
             );
@@ -451,12 +455,7 @@ impl StaplingContext {
         let files = match store.list() {
             Ok(f) => f,
             Err(e) => {
-                log!(
-                    NGX_LOG_WARN,
-                    log_,
-                    "ssl_stapling: cannot read the store \"{}\": {e}",
-                    store.dir.display()
-                );
+                log_warn!(log_, "cannot read the store \"{}\": {e}", store.dir.display());
                 return Vec::new();
             }
         };
@@ -489,10 +488,9 @@ impl StaplingContext {
                 // Kept while it could serve a certificate put back in the
                 // configuration; removed once it never could.
                 let removed = useless(&der, now) && std::fs::remove_file(&path).is_ok();
-                log!(
-                    NGX_LOG_WARN,
+                log_warn!(
                     log_,
-                    "ssl_stapling: \"{shown}\" in the store is for no configured certificate; ignored{}",
+                    "\"{shown}\" in the store is for no configured certificate; ignored{}",
                     if removed { " and removed" } else { "" }
                 );
                 continue;
@@ -503,10 +501,9 @@ impl StaplingContext {
                     out.push((key, resp));
                 }
                 Err(why) => {
-                    log!(
-                        NGX_LOG_WARN,
+                    log_warn!(
                         log_,
-                        "ssl_stapling: stored OCSP response \"{shown}\" for certificate \"{}\" ignored: {why}",
+                        "stored OCSP response \"{shown}\" for certificate \"{}\" ignored: {why}",
                         cert.name
                     );
                 }
@@ -536,10 +533,9 @@ impl StaplingContext {
             }
             if let Some((cert, why)) = why {
                 let removed = useless(&der, now) && std::fs::remove_file(&path).is_ok();
-                log!(
-                    NGX_LOG_WARN,
+                log_warn!(
                     log_,
-                    "ssl_stapling: stored OCSP response \"{shown}\" (written by an earlier release) \
+                    "stored OCSP response \"{shown}\" (written by an earlier release) \
                      for certificate \"{}\" ignored for a server whose settings it does not satisfy: {why}{}",
                     cert.name,
                     if removed { "; removed" } else { "" }
@@ -547,10 +543,9 @@ impl StaplingContext {
             }
         }
         if !out.is_empty() {
-            log!(
-                NGX_LOG_INFO,
+            log_info!(
                 log_,
-                "ssl_stapling: {} staple(s) read from the store \"{}\"",
+                "{} staple(s) read from the store \"{}\"",
                 out.len(),
                 store.dir.display()
             );
@@ -582,11 +577,7 @@ impl StaplingContext {
         let mut z = zone.lock();
         let (prepared, seq) = z.prepare()?;
         if let Prepared::Wiped = prepared {
-            log!(
-                NGX_LOG_NOTICE,
-                log_,
-                "ssl_stapling: zone had another layout, started afresh"
-            );
+            log_notice!(log_, "zone had another layout, started afresh");
         }
         let mut from_files = 0;
         let mut from_store = 0;
@@ -679,10 +670,9 @@ impl StaplingContext {
         let usage = z.usage();
         drop(z);
         if !no_room.is_empty() {
-            log!(
-                NGX_LOG_CRIT,
+            log_crit!(
                 log_,
-                "ssl_stapling: zone \"{name}\" ({} KB) is full: no room for {} of {} staple(s), \
+                "zone \"{name}\" ({} KB) is full: no room for {} of {} staple(s), \
                  which are not fetched or served; about {} KB needed: raise its size with \
                  \"ssl_stapling_zone\"",
                 usage.size / 1024,
@@ -693,10 +683,9 @@ impl StaplingContext {
         }
         let without_room = no_room.len();
         *self.no_room.borrow_mut() = no_room;
-        log!(
-            NGX_LOG_NOTICE,
+        log_notice!(
             log_,
-            "ssl_stapling: module took over {} certificate(s), {} staple(s), in {} http and {} stream \
+            "module took over {} certificate(s), {} staple(s), in {} http and {} stream \
              server(s); {} staple(s) from files, {} from the store, {} stale entr(ies) freed, \
              {} in zone \"{name}\" ({} of {} KB used){}",
             self.certs.iter().map(|c| c.sha256).collect::<HashSet<_>>().len(),
@@ -733,15 +722,10 @@ impl StaplingContext {
 
 /// A store file's content, or one warning saying why it cannot be read.
 fn read_logged(path: &std::path::Path, log_: *mut ngx_log_t) -> Option<Vec<u8>> {
-    match crate::store::read_file(path) {
+    match crate::state::store::read_file(path) {
         Ok(d) => Some(d),
         Err(e) => {
-            log!(
-                NGX_LOG_WARN,
-                log_,
-                "ssl_stapling: cannot read \"{}\": {e}",
-                path.display()
-            );
+            log_warn!(log_, "cannot read \"{}\": {e}", path.display());
             None
         }
     }

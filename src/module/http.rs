@@ -13,7 +13,13 @@ use nginx_sys::{
 };
 use ngx::core::Pool;
 
-use crate::{guard, status, NGX_CONF_ERROR, NGX_CONF_OK, NGX_ERROR};
+use ngx::core::{Status, NGX_CONF_ERROR, NGX_CONF_OK};
+
+use crate::module::guard::guard;
+use crate::state::registry;
+use crate::status::{collect, render};
+
+const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
 
 /// `ssl_stapling_store` as written in one block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,9 +133,9 @@ unsafe fn serve_status(r: *mut ngx_http_request_t) -> ngx_int_t {
     let prometheus = wants_prometheus((*r).args.as_bytes(), accept.as_deref());
 
     let now = nginx_sys::ngx_time();
-    let page = match crate::context_of_cycle(nginx_sys::ngx_cycle) {
-        Some(ctx) => status::collect(ctx, now),
-        None => status::Page {
+    let page = match registry::current() {
+        Some(ctx) => collect::collect(ctx, now),
+        None => collect::Page {
             now,
             zone: None,
             certs: Vec::new(),
@@ -139,12 +145,12 @@ unsafe fn serve_status(r: *mut ngx_http_request_t) -> ngx_int_t {
     let nginx_version = nginx_sys::NGINX_VERSION.to_str().unwrap_or("unknown");
     let (body, content_type): (String, &'static [u8]) = if prometheus {
         (
-            status::render_prometheus(&page, module_version, nginx_version),
+            render::render_prometheus(&page, module_version, nginx_version),
             b"text/plain; version=0.0.4; charset=utf-8",
         )
     } else {
         (
-            status::render_json(&page, module_version, nginx_version),
+            render::render_json(&page, module_version, nginx_version),
             b"application/json",
         )
     };

@@ -56,7 +56,7 @@ pub struct Connection {
 }
 
 unsafe extern "C" fn on_event(ev: *mut ngx_event_t) {
-    crate::guard((), || {
+    crate::module::guard::guard((), || {
         // SAFETY: the event belongs to a connection whose data is our
         // IoState until `Connection::drop` clears it.
         let c = (*ev).data as *mut ngx_connection_t;

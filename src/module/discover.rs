@@ -16,7 +16,7 @@ use nginx_sys::{
 };
 use openssl::x509::{X509Ref, X509};
 
-use crate::certificate::Protocol;
+use crate::state::certificate::Protocol;
 
 /// The stapling settings of one server, read from nginx's own ssl module
 /// configuration (`ngx_http_ssl_srv_conf_t` / `ngx_stream_ssl_srv_conf_t`).
@@ -84,7 +84,7 @@ impl StaplingServer {
         // A bound, in case of a cycle: no server has this many certificates.
         while !p.is_null() && out.len() < 1024 {
             out.push((p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)));
-            p = crate::ssl_ffi::X509_get_ex_data(p, nginx_sys::ngx_ssl_next_certificate_index)
+            p = crate::tls::ffi::X509_get_ex_data(p, nginx_sys::ngx_ssl_next_certificate_index)
                 as *mut openssl_sys::X509;
         }
         out
@@ -96,7 +96,7 @@ fn certificate_name(cert: *mut openssl_sys::X509) -> String {
     // cycle pool) at this ex_data index of every certificate it loads.
     unsafe {
         let p =
-            crate::ssl_ffi::X509_get_ex_data(cert, nginx_sys::ngx_ssl_certificate_name_index) as *const i8;
+            crate::tls::ffi::X509_get_ex_data(cert, nginx_sys::ngx_ssl_certificate_name_index) as *const i8;
         if p.is_null() {
             return String::from("(unnamed)");
         }

@@ -15,8 +15,8 @@ use nginx_sys::{
     ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_init, ngx_slab_pool_t,
 };
 
-use crate::certificate::StapleKey;
-use crate::ocsp::{CertStatus, CheckedResponse};
+use crate::ocsp::response::{CertStatus, CheckedResponse};
+use crate::state::certificate::StapleKey;
 
 /// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
 /// with another value is wiped and started afresh.
@@ -267,7 +267,7 @@ unsafe extern "C" fn insert_entry(
     node: *mut ngx_rbtree_node_t,
     sentinel: *mut ngx_rbtree_node_t,
 ) {
-    crate::guard((), || insert_entry_inner(temp, node, sentinel))
+    crate::module::guard::guard((), || insert_entry_inner(temp, node, sentinel))
 }
 
 unsafe fn insert_entry_inner(

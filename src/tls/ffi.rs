@@ -8,14 +8,12 @@ use std::ffi::{c_int, c_long, c_void};
 use std::ptr;
 
 use foreign_types::{ForeignType, ForeignTypeRef};
-use openssl::asn1::Asn1GeneralizedTimeRef;
-use openssl::hash::{hash, MessageDigest};
+use openssl::asn1::{Asn1GeneralizedTimeRef, Asn1IntegerRef};
+use openssl::hash::MessageDigest;
 use openssl::ocsp::OcspBasicResponseRef;
 use openssl::stack::StackRef;
 use openssl::x509::{X509Ref, X509};
 use openssl_sys as sys;
-
-use crate::ocsp::{generalized_to_unix, CertStatus};
 
 #[allow(non_camel_case_types)]
 type OCSP_SINGLERESP = c_void;
@@ -52,12 +50,12 @@ extern "C" {
 /// `SSL_CTRL_SELECT_CURRENT_CERT` from ssl.h (OpenSSL 1.0.2+).
 const SSL_CTRL_SELECT_CURRENT_CERT: c_int = 116;
 
-fn octets(s: *const sys::ASN1_OCTET_STRING) -> &'static [u8] {
+fn octets<'a>(s: *const sys::ASN1_OCTET_STRING) -> &'a [u8] {
     if s.is_null() {
         return &[];
     }
     // SAFETY: a non-null ASN1_STRING from OpenSSL has `len` readable bytes at
-    // `data`; the slice is used before the owning response is freed.
+    // `data`; the caller ties the slice to the response that owns it.
     unsafe {
         let s = s as *const sys::ASN1_STRING;
         let len = usize::try_from(sys::ASN1_STRING_length(s)).unwrap_or(0);
@@ -69,71 +67,59 @@ fn octets(s: *const sys::ASN1_OCTET_STRING) -> &'static [u8] {
     }
 }
 
-/// Looks for a SHA-1 CertID with the certificate's serial and issuer name
-/// hash. Used only when the issuer certificate is unknown (a staple file for
-/// a certificate configured without its chain), where the key hash cannot be
-/// computed.
-pub fn find_by_serial_and_issuer_name(
-    basic: &OcspBasicResponseRef,
-    cert: &X509Ref,
-) -> Option<(CertStatus, i64, Option<i64>)> {
-    let name_der = cert.issuer_name().to_der().ok()?;
-    let want_name_hash = hash(MessageDigest::sha1(), &name_der).ok()?;
-    let want_serial = cert.serial_number().to_bn().ok()?.to_vec();
+/// One SingleResponse of a basic response, as OpenSSL reads it; borrowed
+/// from the response. What it means is for `ocsp` to say.
+pub struct SingleResponse<'a> {
+    /// The CertID's issuer name hash when its hash algorithm is SHA-1.
+    pub sha1_issuer_name_hash: Option<&'a [u8]>,
+    /// The CertID's serial number.
+    pub serial: Option<&'a Asn1IntegerRef>,
+    /// `V_OCSP_CERTSTATUS_*`.
+    pub status: c_int,
+    pub this_update: Option<&'a Asn1GeneralizedTimeRef>,
+    pub next_update: Option<&'a Asn1GeneralizedTimeRef>,
+}
 
+/// Every SingleResponse of `basic` (the `openssl` crate finds one by a full
+/// CertID only).
+pub fn single_responses(basic: &OcspBasicResponseRef) -> Vec<SingleResponse<'_>> {
     let bs = basic.as_ptr();
-    // SAFETY: `bs` is a live basic response; every pointer below is owned by
-    // it and read before `basic` goes out of scope.
+    let mut all = Vec::new();
+    // SAFETY: `bs` is a live basic response; every pointer read below is
+    // owned by it, and what is kept borrows `basic`.
     unsafe {
         for i in 0..OCSP_resp_count(bs) {
             let single = OCSP_resp_get0(bs, i);
             if single.is_null() {
                 continue;
             }
-            let cid = OCSP_SINGLERESP_get0_id(single);
+            let mut this = ptr::null_mut();
+            let mut next = ptr::null_mut();
+            let status =
+                OCSP_single_get0_status(single, ptr::null_mut(), ptr::null_mut(), &mut this, &mut next);
             let mut name_hash = ptr::null_mut();
             let mut md = ptr::null_mut();
             let mut serial = ptr::null_mut();
-            if cid.is_null()
-                || OCSP_id_get0_info(
+            let cid = OCSP_SINGLERESP_get0_id(single);
+            let id_read = !cid.is_null()
+                && OCSP_id_get0_info(
                     &mut name_hash,
                     &mut md,
                     ptr::null_mut(),
                     &mut serial,
                     cid as *mut _,
-                ) != 1
-            {
-                continue;
-            }
-            if md.is_null() || sys::OBJ_obj2nid(md) != sys::NID_sha1 || serial.is_null() {
-                continue;
-            }
-            let serial = openssl::asn1::Asn1IntegerRef::from_ptr(serial);
-            let Ok(serial) = serial.to_bn() else { continue };
-            if octets(name_hash) != &want_name_hash[..] || serial.to_vec() != want_serial {
-                continue;
-            }
-            let mut this = ptr::null_mut();
-            let mut next = ptr::null_mut();
-            let st = OCSP_single_get0_status(single, ptr::null_mut(), ptr::null_mut(), &mut this, &mut next);
-            if this.is_null() {
-                return None;
-            }
-            let this = generalized_to_unix(Asn1GeneralizedTimeRef::from_ptr(this)).ok()?;
-            let next = if next.is_null() {
-                None
-            } else {
-                Some(generalized_to_unix(Asn1GeneralizedTimeRef::from_ptr(next)).ok()?)
-            };
-            let status = match st {
-                sys::V_OCSP_CERTSTATUS_GOOD => CertStatus::Good,
-                sys::V_OCSP_CERTSTATUS_REVOKED => CertStatus::Revoked,
-                _ => CertStatus::Unknown,
-            };
-            return Some((status, this, next));
+                ) == 1;
+            let sha1 = id_read && !md.is_null() && sys::OBJ_obj2nid(md) == sys::NID_sha1;
+            all.push(SingleResponse {
+                sha1_issuer_name_hash: sha1.then(|| octets(name_hash)),
+                serial: (id_read && !serial.is_null()).then(|| Asn1IntegerRef::from_ptr(serial)),
+                status,
+                this_update: (!this.is_null()).then(|| Asn1GeneralizedTimeRef::from_ptr(this)),
+                next_update: (!next.is_null()).then(|| Asn1GeneralizedTimeRef::from_ptr(next)),
+            });
         }
     }
-    None
+    all
 }
 
 /// The chain nginx loaded with `cert` in `ctx` (what `SSL_CTX_select_current_cert`
@@ -279,37 +265,6 @@ pub unsafe fn set_staple(ssl: *mut sys::SSL, der: &[u8]) -> bool {
     ptr::copy_nonoverlapping(der.as_ptr(), p, der.len());
     sys::SSL_set_tlsext_status_ocsp_resp(ssl, p, len);
     true
-}
-
-/// The latest nextUpdate among the response's SingleResponses (None when
-/// none has one): how long a stored response could be of any use.
-pub fn latest_next_update(basic: &OcspBasicResponseRef) -> Option<i64> {
-    let bs = basic.as_ptr();
-    let mut latest = None;
-    // SAFETY: as in `find_by_serial_and_issuer_name`.
-    unsafe {
-        for i in 0..OCSP_resp_count(bs) {
-            let single = OCSP_resp_get0(bs, i);
-            if single.is_null() {
-                continue;
-            }
-            let mut next = ptr::null_mut();
-            OCSP_single_get0_status(
-                single,
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                &mut next,
-            );
-            if next.is_null() {
-                continue;
-            }
-            if let Ok(t) = generalized_to_unix(Asn1GeneralizedTimeRef::from_ptr(next)) {
-                latest = latest.max(Some(t));
-            }
-        }
-    }
-    latest
 }
 
 /// `SSL_CTRL_GET_CHAIN_CERTS` from ssl.h.

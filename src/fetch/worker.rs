@@ -7,35 +7,26 @@ use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
 use ngx::async_::{sleep, spawn, Task};
 
-use crate::certificate::Certificate;
-use crate::context::{size_problem, StaplingContext};
-use crate::fetch::{fetch, FetchError};
-use crate::log::log;
-use crate::ocsp::{CertStatus, CheckedResponse};
-use crate::schedule;
-use crate::zone::{FetchResult, StapleSource, Zone};
+use crate::fetch::exchange::{fetch, FetchError, FetchJob};
+use crate::module::log::{log_alert, log_info, log_prefixed};
+use crate::ocsp::response::{CertStatus, CheckedResponse};
+use crate::ocsp::schedule;
+use crate::state::certificate::Certificate;
+use crate::state::registry::{size_problem, StaplingContext};
+use crate::state::wakeup::Wakeup;
+use crate::state::zone::{FetchResult, StapleSource, Zone};
 
 /// The longest a worker sleeps between looks at the zone: how soon it
 /// notices a lease left by a dead worker, or work for a new certificate.
 const MAX_IDLE_SECS: i64 = 5;
 
 static mut TASK: Option<Task<()>> = None;
-
-thread_local! {
-    /// Wakes the fetch loop: a certificate loaded by variables was met.
-    static NOTIFY: Rc<Notify> = Rc::new(Notify::default());
-}
-
-/// Asks this worker's fetch loop to look at its certificates now.
-pub fn wake() {
-    NOTIFY.with(|n| n.notify());
-}
 
 /// A certificate of the configuration (lives as long as the cycle) or one
 /// met while serving (this worker holds it while it is in use).
@@ -111,10 +102,9 @@ impl<F: std::future::Future<Output = ()>> std::future::Future for CatchPanic<F> 
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(p) => p,
             Err(_) => {
-                log!(
-                    nginx_sys::NGX_LOG_ALERT,
+                log_alert!(
                     self.log,
-                    "ssl_stapling: the fetch task of this worker failed and stopped; \
+                    "the fetch task of this worker failed and stopped; \
                      other workers keep fetching"
                 );
                 std::task::Poll::Ready(())
@@ -128,39 +118,20 @@ enum Claim {
     Later(i64),
 }
 
-/// Wakes the scheduling loop when a fetch ends, so a freed slot is used at
-/// once rather than at the next timer.
-#[derive(Default)]
-struct Notify {
-    flag: Cell<bool>,
-    waker: Cell<Option<Waker>>,
-}
-
-impl Notify {
-    fn notify(&self) {
-        self.flag.set(true);
-        // Take the waker out before waking: the woken task may run right
-        // here and poll `SleepOrNotify` again.
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-}
-
-/// A sleep that ends early when `notify` fires.
+/// A sleep that ends early when the context's `wakeup` fires.
 struct SleepOrNotify<'a> {
     sleep: Pin<Box<ngx::async_::Sleep>>,
-    notify: &'a Notify,
+    notify: &'a Wakeup,
 }
 
 impl Future for SleepOrNotify<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.notify.flag.replace(false) {
+        if self.notify.take() {
             return Poll::Ready(());
         }
-        self.notify.waker.set(Some(cx.waker().clone()));
+        self.notify.register(cx.waker());
         self.sleep.as_mut().poll(cx)
     }
 }
@@ -170,7 +141,7 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
     let ctx: &'static StaplingContext = unsafe { &*ctx };
     let Some(zone) = ctx.zone() else { return };
     let limit = ctx.settings.fetch_concurrency.max(1);
-    let notify = NOTIFY.with(|n| n.clone());
+    let notify = &ctx.wakeup;
     let in_flight = Rc::new(Cell::new(0usize));
     // Dropping these (when the worker exits) cancels the fetches in flight.
     let mut fetches: Vec<Task<()>> = Vec::new();
@@ -210,12 +181,12 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
                 Claim::Fetch => {
                     cursor = i + 1;
                     in_flight.set(in_flight.get() + 1);
-                    let (notify, in_flight) = (notify.clone(), in_flight.clone());
+                    let in_flight = in_flight.clone();
                     fetches.push(spawn(CatchPanic {
                         inner: Box::pin(async move {
                             fetch_one(ctx, zone, &cert, log).await;
                             in_flight.set(in_flight.get().saturating_sub(1));
-                            notify.notify();
+                            ctx.wakeup.notify();
                         }),
                         log,
                     }));
@@ -225,7 +196,7 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
         let secs = (wake - now()).clamp(1, MAX_IDLE_SECS);
         SleepOrNotify {
             sleep: Box::pin(sleep(Duration::from_secs(secs as u64))),
-            notify: &notify,
+            notify,
         }
         .await;
     }
@@ -235,14 +206,19 @@ async fn fetch_one(ctx: &StaplingContext, zone: Zone, cert: &Certificate, log: *
     let Some(plan) = cert.plan.as_ref() else {
         return;
     };
-    log!(
-        NGX_LOG_INFO,
+    log_info!(
         log,
-        "ssl_stapling: fetching OCSP response for certificate \"{}\" from {}",
+        "fetching OCSP response for certificate \"{}\" from {}",
         cert.name,
         plan.url
     );
-    let result = fetch(cert, plan, ctx.settings.fetch_timeout_ms, log).await;
+    let job = FetchJob {
+        name: &cert.name,
+        status_id: &cert.status_id,
+        check: cert.signature_check(),
+        plan,
+    };
+    let result = fetch(job, ctx.settings.fetch_timeout_ms, log).await;
     if exiting() {
         return;
     }
@@ -282,7 +258,7 @@ fn apply(
     let url = cert.plan.as_ref().map(|p| p.url.to_string()).unwrap_or_default();
     let name = &cert.name;
     let mut z = zone.lock();
-    let Some(e) = z.find(&cert.key).map(|e| e as *mut crate::zone::Entry) else {
+    let Some(e) = z.find(&cert.key).map(|e| e as *mut crate::state::zone::Entry) else {
         return;
     };
     // SAFETY: the entry stays allocated while we hold the lock; the raw
@@ -320,7 +296,7 @@ fn apply(
             (
                 NGX_LOG_ERR as usize,
                 format!(
-                    "ssl_stapling: certificate \"{name}\" is revoked (OCSP response from {url}); \
+                    "certificate \"{name}\" is revoked (OCSP response from {url}); \
                      its staple is no longer served"
                 ),
             )
@@ -346,7 +322,7 @@ fn apply(
                 (
                     NGX_LOG_INFO as usize,
                     format!(
-                        "ssl_stapling: OCSP response for certificate \"{name}\" fetched from {url}: {}, \
+                        "OCSP response for certificate \"{name}\" fetched from {url}: {}, \
                          {} bytes, next fetch in {} s",
                         resp.status.as_str(),
                         resp.der.len(),
@@ -379,12 +355,12 @@ fn apply(
         ctx.persist(cert, der.as_deref(), log);
     }
     let (level, msg) = outcome;
-    log!(level, log, "{msg}");
+    log_prefixed!(level, log, "{msg}");
 }
 
 #[allow(clippy::too_many_arguments)]
 fn fail(
-    e: &mut crate::zone::Entry,
+    e: &mut crate::state::zone::Entry,
     policy: &schedule::Policy,
     now: i64,
     random: u32,
@@ -409,7 +385,7 @@ fn fail(
     (
         NGX_LOG_WARN as usize,
         format!(
-            "ssl_stapling: cannot fetch OCSP response for certificate \"{name}\" from {url}: {cause}; \
+            "cannot fetch OCSP response for certificate \"{name}\" from {url}: {cause}; \
              retry in {} s{kept}",
             e.next_refresh - now
         ),

@@ -1,0 +1,5 @@
+//! Fetching staples: the worker's task, one fetch, the connection.
+
+pub mod exchange;
+pub mod net;
+pub mod worker;
