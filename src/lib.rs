@@ -17,6 +17,10 @@
 //! Data flows one way: configuration → registry (frozen once built) →
 //! zone ← fetch task; the status callback reads the zone.
 
+// Every unsafe operation in its own block with a SAFETY line, also in
+// unsafe fns.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod fetch;
 pub mod module;
 pub mod ocsp;

@@ -134,6 +134,7 @@ async fn targets(plan: &FetchPlan, log: *mut ngx_log_t) -> Result<Vec<Target>, F
         return Err(FetchError::NoMemory);
     }
     let _guard = TempPool(raw);
+    // SAFETY: the live pool just made (above).
     let pool = unsafe { Pool::from_ngx_pool(raw) };
     let mut host = url.host.clone().into_bytes();
     let name = ngx_str_t {
@@ -233,17 +234,8 @@ async fn exchange(
     log: *mut ngx_log_t,
     deadline: Deadline,
 ) -> Result<Vec<u8>, FetchError> {
-    // SAFETY: target.sockaddr holds a complete sockaddr of its length.
-    let mut conn = unsafe {
-        Connection::connect(
-            target.sockaddr.as_ptr().cast(),
-            target.sockaddr.len() as nginx_sys::socklen_t,
-            &target.text,
-            log,
-            deadline,
-        )
-    }
-    .await?;
+    // SAFETY: `log` is the cycle's log, alive longer than any fetch.
+    let mut conn = unsafe { Connection::connect(&target.sockaddr, &target.text, log, deadline) }.await?;
     conn.send_all(request, deadline).await?;
     let mut reader = ResponseReader::new();
     let mut buf = vec![0u8; 16 * 1024];

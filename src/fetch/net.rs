@@ -11,7 +11,7 @@ use std::task::{Poll, Waker};
 use nginx_sys::{
     ngx_close_connection, ngx_connection_t, ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t,
     ngx_handle_read_event, ngx_handle_write_event, ngx_log_t, ngx_msec_t, ngx_peer_connection_t, ngx_str_t,
-    sockaddr, socklen_t, NGX_AGAIN,
+    socklen_t, NGX_AGAIN,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,13 +57,15 @@ pub struct Connection {
 
 unsafe extern "C" fn on_event(ev: *mut ngx_event_t) {
     crate::module::guard::guard((), || {
-        // SAFETY: the event belongs to a connection whose data is our
-        // IoState until `Connection::drop` clears it.
-        let c = (*ev).data as *mut ngx_connection_t;
-        if c.is_null() || (*c).data.is_null() {
-            return;
-        }
-        let waker = (*((*c).data as *mut IoState)).waker.take();
+        // SAFETY: nginx calls this with one of a connection's events; the
+        // connection's data is our IoState until `Connection::drop` clears it.
+        let waker = unsafe {
+            let c = (*ev).data as *mut ngx_connection_t;
+            if c.is_null() || (*c).data.is_null() {
+                return;
+            }
+            (*((*c).data as *mut IoState)).waker.take()
+        };
         // Wake last, holding no borrow: the task may run (and drop the
         // connection) right here.
         if let Some(w) = waker {
@@ -73,14 +75,13 @@ unsafe extern "C" fn on_event(ev: *mut ngx_event_t) {
 }
 
 impl Connection {
-    /// Connects to `addr`. The name is for nginx's log lines.
+    /// Connects to the sockaddr whose bytes are `addr`. The name is for
+    /// nginx's log lines.
     ///
     /// # Safety
-    /// `addr` must point to `len` bytes of a sockaddr; `log` must be valid
-    /// for the connection's life.
+    /// `log` must be valid for the connection's life.
     pub async unsafe fn connect(
-        addr: *const sockaddr,
-        len: socklen_t,
+        addr: &[u8],
         name: &str,
         log: *mut ngx_log_t,
         deadline: Deadline,
@@ -94,10 +95,14 @@ impl Connection {
             len: state.name_buf.len(),
             data: state.name_buf.as_mut_ptr(),
         };
-        let mut sa = vec![0u8; len as usize];
-        ptr::copy_nonoverlapping(addr.cast::<u8>(), sa.as_mut_ptr(), sa.len());
+        let Ok(len) = socklen_t::try_from(addr.len()) else {
+            return Err(NetError::Connect(format!("{name}: bad address")));
+        };
+        let mut sa = addr.to_vec();
 
-        let mut pc: ngx_peer_connection_t = std::mem::zeroed();
+        // SAFETY: all zeroes is the unset state of this plain C struct
+        // (nginx's own code starts from ngx_memzero).
+        let mut pc: ngx_peer_connection_t = unsafe { std::mem::zeroed() };
         pc.sockaddr = sa.as_mut_ptr().cast();
         pc.socklen = len;
         pc.name = &mut state.name;
@@ -105,20 +110,27 @@ impl Connection {
         pc.log = log;
         pc.set_log_error(1); // NGX_ERROR_ERR
 
-        let rc = ngx_event_connect_peer(&mut pc);
+        // SAFETY: `pc` is complete; its sockaddr (`sa`) lives until the
+        // connection is writable, its name (`state`) as long as the
+        // connection.
+        let rc = unsafe { ngx_event_connect_peer(&mut pc) };
         let Some(c) = NonNull::new(pc.connection) else {
             return Err(NetError::Connect(format!("{name} failed")));
         };
         let mut conn = Connection { c, state };
         let cp = c.as_ptr();
-        (*cp).data = (&mut *conn.state as *mut IoState).cast();
-        (*cp).log = log;
-        (*(*cp).read).handler = Some(on_event);
-        (*(*cp).write).handler = Some(on_event);
-        (*(*cp).read).log = log;
-        (*(*cp).write).log = log;
-        (*(*cp).read).set_cancelable(1);
-        (*(*cp).write).set_cancelable(1);
+        // SAFETY: a connection nginx just made for us, with both events;
+        // its data points at our IoState, boxed as long as `conn` lives.
+        unsafe {
+            (*cp).data = (&mut *conn.state as *mut IoState).cast();
+            (*cp).log = log;
+            (*(*cp).read).handler = Some(on_event);
+            (*(*cp).write).handler = Some(on_event);
+            (*(*cp).read).log = log;
+            (*(*cp).write).log = log;
+            (*(*cp).read).set_cancelable(1);
+            (*(*cp).write).set_cancelable(1);
+        }
 
         if rc != 0 && rc != NGX_AGAIN as isize {
             return Err(NetError::Connect(format!("{name} failed")));
@@ -129,15 +141,18 @@ impl Connection {
         r?;
         let mut err: libc::c_int = 0;
         let mut elen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        if libc::getsockopt(
-            (*cp).fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut elen,
-        ) == -1
-            || err != 0
-        {
+        // SAFETY: the connection's own socket; the option is written into
+        // the local `err` of `elen` bytes.
+        let got = unsafe {
+            libc::getsockopt(
+                (*cp).fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut elen,
+            )
+        };
+        if got == -1 || err != 0 {
             let code = if err != 0 { err } else { libc::EIO };
             let e = std::io::Error::from_raw_os_error(code);
             let text = e.to_string();

@@ -77,7 +77,9 @@ pub unsafe fn start(ctx: *const StaplingContext, log: *mut ngx_log_t) {
         inner: Box::pin(run(ctx, log)),
         log,
     });
-    *std::ptr::addr_of_mut!(TASK) = Some(task);
+    // SAFETY: the worker is single-threaded; nothing else touches TASK
+    // while init_process runs.
+    unsafe { *std::ptr::addr_of_mut!(TASK) = Some(task) };
 }
 
 /// Cancels the task (from exit_process): drops any fetch in flight.

@@ -57,7 +57,11 @@ macro_rules! main_setter {
             conf: *mut c_void,
         ) -> *mut c_char {
             guard(NGX_CONF_ERROR, || {
-                let conf = &mut *(conf as *mut MainConf);
+                // SAFETY: nginx calls a directive handler with the
+                // configuration being parsed and this module's MainConf
+                // (made by create_conf); every main directive takes one
+                // argument, which nginx counted.
+                let (conf, value) = unsafe { (&mut *(conf as *mut MainConf), arg(cf, 1)) };
                 if conf.seen.contains(&(cmd as usize)) {
                     return c"is duplicate".as_ptr().cast_mut();
                 }
@@ -65,10 +69,10 @@ macro_rules! main_setter {
                 // Test builds: a value that makes the handler panic, to show
                 // that nginx gets an error, not an abort.
                 #[cfg(feature = "test-hooks")]
-                if arg(cf, 1).as_bytes() == b"test-hooks-panic" {
+                if value.as_bytes() == b"test-hooks-panic" {
                     panic!("test-hooks: a panic in a directive handler");
                 }
-                $set(cf, conf)
+                $set(cf, value, conf)
             })
         }
     };
@@ -87,7 +91,8 @@ struct ZoneName(Vec<u8>);
 
 unsafe extern "C" fn create_conf(cycle: *mut ngx_cycle_t) -> *mut c_void {
     guard(ptr::null_mut(), || {
-        let pool = Pool::from_ngx_pool((*cycle).pool);
+        // SAFETY: nginx passes the cycle being configured, with its pool.
+        let pool = unsafe { Pool::from_ngx_pool((*cycle).pool) };
         pool.allocate(MainConf {
             zone_name: None,
             zone_size: DEFAULT_ZONE_SIZE,
@@ -100,9 +105,7 @@ unsafe extern "C" fn create_conf(cycle: *mut ngx_cycle_t) -> *mut c_void {
 }
 
 /// `ssl_stapling_zone name:size;`
-unsafe fn set_zone(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
-    let args = (*(*cf).args).elts as *mut ngx_str_t;
-    let value = &*args.add(1);
+fn set_zone(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
     let Some((name, size)) = conf_values::zone_name_and_size(value.as_bytes()) else {
         ngx::ngx_conf_log_error!(
             NGX_LOG_EMERG,
@@ -116,7 +119,8 @@ unsafe fn set_zone(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
         len: size.len(),
         data: size.as_ptr().cast_mut(),
     };
-    let size = ngx_parse_size(&mut size_str);
+    // SAFETY: parses the string it is given (a copy pointing into `value`).
+    let size = unsafe { ngx_parse_size(&mut size_str) };
     if size < 0 {
         ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid zone \"{}\"", value);
         return NGX_CONF_ERROR;
@@ -139,30 +143,40 @@ unsafe fn set_zone(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
 /// Runs once the whole configuration is parsed: every http and stream
 /// server is merged, its SSL_CTX built and its certificates loaded.
 unsafe extern "C" fn init_conf(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_char {
-    guard(NGX_CONF_ERROR, || init_conf_inner(cycle, conf))
+    // SAFETY: nginx passes the cycle it has just configured and this
+    // module's MainConf.
+    guard(NGX_CONF_ERROR, || unsafe { init_conf_inner(cycle, conf) })
 }
 
+/// # Safety
+/// `cycle` is the cycle whose configuration was just parsed (its servers'
+/// SSL contexts and certificates loaded), `conf` this module's MainConf.
 unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_char {
-    let conf = &mut *(conf as *mut MainConf);
+    // SAFETY: the contract above; `ngx_process` is nginx's global, read in
+    // the single-threaded master.
+    let (conf, process, log_) = unsafe {
+        (
+            &mut *(conf as *mut MainConf),
+            nginx_sys::ngx_process,
+            (*cycle).log,
+        )
+    };
     // `nginx -s reload` parses the configuration too; it must not act.
-    if nginx_sys::ngx_process == NGX_PROCESS_SIGNALLER as ngx_uint_t {
+    if process == NGX_PROCESS_SIGNALLER as ngx_uint_t {
         return NGX_CONF_OK;
     }
-    let log_ = (*cycle).log;
-    let servers = discover::ssl_servers(cycle);
+    // SAFETY: the contract above.
+    let servers = unsafe { discover::ssl_servers(cycle) };
     if !servers.iter().any(|s| s.stapling) {
         // Nothing to take over; only must-staple warnings to give.
-        drop(StaplingContext::build(
-            conf.settings,
-            &servers,
-            None,
-            log_,
-            nginx_sys::ngx_time(),
-            false,
-        ));
+        // SAFETY: the servers' SSL contexts are the live cycle's.
+        drop(unsafe {
+            StaplingContext::build(conf.settings, &servers, None, log_, nginx_sys::ngx_time(), false)
+        });
         return NGX_CONF_OK;
     }
-    let store = match store_of(cycle) {
+    // SAFETY: the contract above.
+    let store = match unsafe { store_of(cycle) } {
         Ok(s) => s,
         Err(msg) => {
             log!(NGX_LOG_EMERG, log_, "{msg}");
@@ -170,13 +184,22 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
         }
     };
 
-    let pool = Pool::from_ngx_pool((*cycle).pool);
-    let ctx = StaplingContext::build(conf.settings, &servers, store, log_, nginx_sys::ngx_time(), true);
-    let ctx: *mut StaplingContext = pool.allocate(ctx);
+    // SAFETY: the contract above: the cycle's pool, and the servers' SSL
+    // contexts are the live cycle's.
+    let (pool, built) = unsafe {
+        (
+            Pool::from_ngx_pool((*cycle).pool),
+            StaplingContext::build(conf.settings, &servers, store, log_, nginx_sys::ngx_time(), true),
+        )
+    };
+    let ctx: *mut StaplingContext = pool.allocate(built);
     if ctx.is_null() {
         return NGX_CONF_ERROR;
     }
     conf.ctx = ctx;
+    // SAFETY: just allocated and initialised; the pool keeps it as long as
+    // the cycle.
+    let ctx_ref: &StaplingContext = unsafe { &*ctx };
 
     let name: *mut ZoneName = pool.allocate(ZoneName(
         conf.zone_name
@@ -186,19 +209,24 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
     if name.is_null() {
         return NGX_CONF_ERROR;
     }
+    // SAFETY: just allocated in the cycle's pool, which keeps it (and the
+    // bytes the zone's name points at) as long as the cycle.
+    let name: &mut ZoneName = unsafe { &mut *name };
     let mut zone_name = ngx_str_t {
-        len: (*name).0.len(),
-        data: (*name).0.as_mut_ptr(),
+        len: name.0.len(),
+        data: name.0.as_mut_ptr(),
     };
     // ngx_shared_memory_add reads only cf->cycle (and cf->log for errors).
-    let mut cf: ngx_conf_t = std::mem::zeroed();
+    // SAFETY: all zeroes is the unset state of this plain C struct.
+    let mut cf: ngx_conf_t = unsafe { std::mem::zeroed() };
     cf.cycle = cycle;
-    cf.pool = (*cycle).pool;
+    // SAFETY: the contract above.
+    cf.pool = unsafe { (*cycle).pool };
     cf.log = log_;
     // Without "ssl_stapling_zone", the zone is sized for the staples the
     // configuration needs (and certificates loaded by variables), in
     // powers of two: a reload that adds a few keeps the same zone.
-    let needed = (*ctx).zone_bytes_needed();
+    let needed = ctx_ref.zone_bytes_needed();
     let size = if conf.zone_name.is_some() {
         if conf.zone_size < needed {
             log!(
@@ -206,9 +234,9 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
                 log_,
                 "\"ssl_stapling_zone\" \"{}:{}k\" is too small for {} staple(s) and {} certificate(s) \
                  loaded by variables: about {} KB needed",
-                String::from_utf8_lossy(&(*name).0),
+                String::from_utf8_lossy(&name.0),
                 conf.zone_size / 1024,
-                (*ctx).certs.len(),
+                ctx_ref.certs.len(),
                 conf.settings.dynamic_max,
                 needed.div_ceil(1024)
             );
@@ -217,19 +245,25 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
     } else {
         needed.next_power_of_two().max(DEFAULT_ZONE_SIZE)
     };
-    let shm = ngx_shared_memory_add(
-        &mut cf,
-        &mut zone_name,
-        size,
-        ptr::addr_of_mut!(ngx_ssl_stapling_module).cast(),
-    );
+    // SAFETY: `cf` has what the call reads; the name lives in the pool.
+    let shm = unsafe {
+        ngx_shared_memory_add(
+            &mut cf,
+            &mut zone_name,
+            size,
+            ptr::addr_of_mut!(ngx_ssl_stapling_module).cast(),
+        )
+    };
     if shm.is_null() {
         return NGX_CONF_ERROR;
     }
-    (*shm).init = Some(init_zone);
-    (*shm).data = ctx.cast();
-
-    callback::install(ctx, &servers);
+    // SAFETY: a zone entry nginx just made for us; the context it points
+    // at lives as long as the cycle, as do the SSL contexts.
+    unsafe {
+        (*shm).init = Some(init_zone);
+        (*shm).data = ctx.cast();
+        callback::install(ctx, &servers);
+    }
     NGX_CONF_OK
 }
 
@@ -237,22 +271,36 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
 /// (the same one, or only one of them), prepared for the workers: created
 /// if missing, checked writable by the worker user. A store the workers
 /// cannot write is one error now, and staples are then only read from it.
+///
+/// # Safety
+/// `cycle`'s configuration has been parsed.
 unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::Store>, String> {
     let block = |name: &std::ffi::CStr, index: ngx_uint_t| -> StoreSetting {
-        match discover::block_ctx(cycle, name) {
-            Some(ctx) if !(*ctx).main_conf.is_null() => {
-                let conf = *(*ctx).main_conf.add(index) as *const BlockConf;
-                if conf.is_null() {
-                    StoreSetting::Unset
-                } else {
-                    (*conf).store.clone()
+        // SAFETY: the contract above: a block's main_conf array holds each
+        // of its modules' main configuration, ours a BlockConf.
+        unsafe {
+            match discover::block_ctx(cycle, name) {
+                Some(ctx) if !(*ctx).main_conf.is_null() => {
+                    let conf = *(*ctx).main_conf.add(index) as *const BlockConf;
+                    if conf.is_null() {
+                        StoreSetting::Unset
+                    } else {
+                        (*conf).store.clone()
+                    }
                 }
+                _ => StoreSetting::Unset,
             }
-            _ => StoreSetting::Unset,
         }
     };
-    let http = block(c"ngx_http_module", ngx_ssl_stapling_http_module.ctx_index);
-    let stream = block(c"ngx_stream_module", ngx_ssl_stapling_stream_module.ctx_index);
+    // SAFETY: the module statics are read once nginx has set their indexes.
+    let (http_index, stream_index) = unsafe {
+        (
+            ngx_ssl_stapling_http_module.ctx_index,
+            ngx_ssl_stapling_stream_module.ctx_index,
+        )
+    };
+    let http = block(c"ngx_http_module", http_index);
+    let stream = block(c"ngx_stream_module", stream_index);
     let dir = match (http, stream) {
         (StoreSetting::Dir(a), StoreSetting::Dir(b)) if a != b => {
             return Err(format!(
@@ -264,15 +312,19 @@ unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::Store>, Stri
         _ => return Ok(None),
     };
     let path = std::path::PathBuf::from(&dir);
-    let writable = if nginx_sys::ngx_test_config != 0 {
+    // SAFETY: nginx's globals and the cycle, read in the single-threaded
+    // master.
+    let (test_config, log_) = unsafe { (nginx_sys::ngx_test_config, (*cycle).log) };
+    let writable = if test_config != 0 {
         true
     } else {
-        match store::prepare(&path, worker_identity(cycle)) {
+        // SAFETY: the contract above.
+        match store::prepare(&path, unsafe { worker_identity(cycle) }) {
             Ok(()) => true,
             Err(e) => {
                 log!(
                     NGX_LOG_ERR,
-                    (*cycle).log,
+                    log_,
                     "ssl_stapling_store \"{dir}\": {e}; staples are not written to it, \
                      so they are not kept across restarts"
                 );
@@ -284,55 +336,77 @@ unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::Store>, Stri
 }
 
 /// The user and group the workers will run as, when the master is root.
+///
+/// # Safety
+/// `cycle`'s configuration has been parsed.
 unsafe fn worker_identity(cycle: *mut ngx_cycle_t) -> Option<(libc::uid_t, libc::gid_t)> {
-    if libc::geteuid() != 0 {
+    // SAFETY: a plain system call.
+    if unsafe { libc::geteuid() } != 0 {
         return None;
     }
-    let ccf = *(*cycle).conf_ctx.add(nginx_sys::ngx_core_module.index) as *const nginx_sys::ngx_core_conf_t;
-    if ccf.is_null() || (*ccf).user == libc::uid_t::MAX {
-        return None;
+    // SAFETY: the contract above: the core module's slot holds its
+    // ngx_core_conf_t.
+    unsafe {
+        let ccf =
+            *(*cycle).conf_ctx.add(nginx_sys::ngx_core_module.index) as *const nginx_sys::ngx_core_conf_t;
+        if ccf.is_null() || (*ccf).user == libc::uid_t::MAX {
+            return None;
+        }
+        Some(((*ccf).user, (*ccf).group))
     }
-    Some(((*ccf).user, (*ccf).group))
 }
 
 /// Zone init, in the master after every (re)configuration, before workers
 /// start: the staples of this configuration go in before anyone asks.
 unsafe extern "C" fn init_zone(shm: *mut ngx_shm_zone_t, _odata: *mut c_void) -> ngx_int_t {
-    guard(NGX_ERROR, || init_zone_inner(shm))
+    // SAFETY: nginx passes our zone, whose data is the context
+    // init_conf_inner put there (in the cycle's pool, alive).
+    guard(NGX_ERROR, || unsafe { init_zone_inner(shm) })
 }
 
+/// # Safety
+/// `shm` is this module's zone, mapped, its data the cycle's context.
 unsafe fn init_zone_inner(shm: *mut ngx_shm_zone_t) -> ngx_int_t {
-    let ctx = &*((*shm).data as *const StaplingContext);
-    let log_ = (*shm).shm.log;
-    let Some(zone) = zone::Zone::from_addr((*shm).shm.addr) else {
+    // SAFETY: the contract above.
+    let (ctx, log_, addr, name) = unsafe {
+        let ctx = &*((*shm).data as *const StaplingContext);
+        let name = String::from_utf8_lossy((*shm).shm.name.as_bytes()).into_owned();
+        (ctx, (*shm).shm.log, (*shm).shm.addr, name)
+    };
+    // SAFETY: the contract above: the zone's mapped memory.
+    let Some(zone) = (unsafe { zone::Zone::from_addr(addr) }) else {
         return NGX_ERROR;
     };
-    let name = String::from_utf8_lossy((*shm).shm.name.as_bytes()).into_owned();
     match ctx.fill_zone(zone, &name, log_, nginx_sys::ngx_time()) {
         Ok(()) => NGX_OK,
         Err(e) => {
             log_crit!(
                 log_,
-                "{e} (zone \"{}\"); raise its size with \"ssl_stapling_zone\"",
-                (*shm).shm.name
+                "{e} (zone \"{name}\"); raise its size with \"ssl_stapling_zone\""
             );
             NGX_OK
         }
     }
 }
 
-fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
-    // SAFETY: nginx checked the argument count (NGX_CONF_TAKE1).
+/// The directive's argument `i` (0 is its name).
+///
+/// # Safety
+/// `cf` is the configuration nginx is parsing, in a directive handler whose
+/// argument count nginx checked to be more than `i`.
+unsafe fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
+    // SAFETY: the contract above.
     unsafe { &*((*(*cf).args).elts as *mut ngx_str_t).add(i) }
 }
 
 /// `ssl_stapling_fetch_timeout time;`: one deadline for connecting to the
 /// responder, sending the request and reading the response.
-unsafe fn set_fetch_timeout(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
-    let mut v = *arg(cf, 1);
-    let ms = ngx_parse_time(&mut v, 0);
+fn set_fetch_timeout(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
+    let mut v = *value;
+    // SAFETY: parses the string it is given.
+    let ms = unsafe { ngx_parse_time(&mut v, 0) };
     if ms <= 0 {
-        ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{}\"", arg(cf, 1));
+        ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{}\"", value);
         return NGX_CONF_ERROR;
     }
     conf.settings.fetch_timeout_ms = ms as ngx_msec_t;
@@ -341,8 +415,7 @@ unsafe fn set_fetch_timeout(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_
 
 /// `ssl_stapling_refresh fraction | time;`: "0.5" or "50%" of the
 /// response's validity, or a fixed interval such as "1h".
-unsafe fn set_refresh(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
-    let value = arg(cf, 1);
+fn set_refresh(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
     let refresh = match conf_values::refresh_value(value.as_bytes()) {
         conf_values::RefreshValue::Fraction(f) => Refresh::Fraction(f),
         conf_values::RefreshValue::BadFraction => {
@@ -356,7 +429,8 @@ unsafe fn set_refresh(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
         }
         conf_values::RefreshValue::Time => {
             let mut v = *value;
-            let secs = ngx_parse_time(&mut v, 1);
+            // SAFETY: parses the string it is given.
+            let secs = unsafe { ngx_parse_time(&mut v, 1) };
             if secs <= 0 {
                 ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{}\"", value);
                 return NGX_CONF_ERROR;
@@ -369,14 +443,18 @@ unsafe fn set_refresh(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
 }
 
 /// The directive's argument as a count within `range`, or `[emerg]`.
-fn count_arg(cf: *mut ngx_conf_t, range: std::ops::RangeInclusive<usize>) -> Option<usize> {
-    let n = conf_values::count(arg(cf, 1).as_bytes(), range.clone());
+fn count_arg(
+    cf: *mut ngx_conf_t,
+    value: &ngx_str_t,
+    range: std::ops::RangeInclusive<usize>,
+) -> Option<usize> {
+    let n = conf_values::count(value.as_bytes(), range.clone());
     if n.is_none() {
         ngx::ngx_conf_log_error!(
             NGX_LOG_EMERG,
             cf,
             "invalid value \"{}\", it must be {}..{}",
-            arg(cf, 1),
+            value,
             range.start(),
             range.end()
         );
@@ -386,8 +464,8 @@ fn count_arg(cf: *mut ngx_conf_t, range: std::ops::RangeInclusive<usize>) -> Opt
 
 /// `ssl_stapling_fetch_concurrency number;`: fetches each worker runs at
 /// the same time (the responder sees at most this times the workers).
-unsafe fn set_fetch_concurrency(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
-    match count_arg(cf, 1..=1024) {
+fn set_fetch_concurrency(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
+    match count_arg(cf, value, 1..=1024) {
         Some(n) => {
             conf.settings.fetch_concurrency = n;
             NGX_CONF_OK
@@ -398,8 +476,8 @@ unsafe fn set_fetch_concurrency(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mu
 
 /// `ssl_stapling_dynamic_max number;`: certificates loaded by variables
 /// kept in the zone (least recently used evicted).
-unsafe fn set_dynamic_max(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
-    match count_arg(cf, 1..=1_000_000) {
+fn set_dynamic_max(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
+    match count_arg(cf, value, 1..=1_000_000) {
         Some(n) => {
             conf.settings.dynamic_max = n;
             NGX_CONF_OK
@@ -411,15 +489,16 @@ unsafe fn set_dynamic_max(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_ch
 /// `ssl_stapling_max_size size;`: the largest OCSP response stapled
 /// (16k by default, as nginx's own code; at most what is read, 64k). Over
 /// 16k is a warning: TLS 1.2 OpenSSL clients refuse such a staple.
-unsafe fn set_max_size(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
-    let mut v = *arg(cf, 1);
-    let size = ngx_parse_size(&mut v);
+fn set_max_size(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
+    let mut v = *value;
+    // SAFETY: parses the string it is given.
+    let size = unsafe { ngx_parse_size(&mut v) };
     if size < 1024 || size as usize > responder::MAX_BODY {
         ngx::ngx_conf_log_error!(
             NGX_LOG_EMERG,
             cf,
             "invalid value \"{}\", it must be 1k..64k",
-            arg(cf, 1)
+            value
         );
         return NGX_CONF_ERROR;
     }
@@ -439,15 +518,15 @@ unsafe fn set_max_size(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char 
 }
 
 /// `ssl_stapling_serve_revoked on | off;`
-unsafe fn set_serve_revoked(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_char {
-    conf.settings.serve_revoked = match conf_values::on_off(arg(cf, 1).as_bytes()) {
+fn set_serve_revoked(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
+    conf.settings.serve_revoked = match conf_values::on_off(value.as_bytes()) {
         Some(v) => v,
         None => {
             ngx::ngx_conf_log_error!(
                 NGX_LOG_EMERG,
                 cf,
                 "invalid value \"{}\", it must be \"on\" or \"off\"",
-                arg(cf, 1)
+                value
             );
             return NGX_CONF_ERROR;
         }
@@ -457,16 +536,25 @@ unsafe fn set_serve_revoked(cf: *mut ngx_conf_t, conf: &mut MainConf) -> *mut c_
 
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     guard(NGX_ERROR, || {
-        let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
-        if !conf.is_null() && !(*conf).ctx.is_null() {
-            // nginx's cached clock still says when the master began reading
-            // the configuration (tens of seconds ago with thousands of
-            // servers): deadlines and timers set from it would be expired
-            // at once.
-            nginx_sys::ngx_time_update();
-            registry::set_current(&*(*conf).ctx);
-            worker::start((*conf).ctx, (*cycle).log);
-        }
+        // SAFETY: nginx passes the worker's cycle; this module's slot in
+        // its conf_ctx holds the MainConf create_conf made, whose context
+        // (when there is one) lives in the cycle's pool as long as it.
+        let (ctx, log) = unsafe {
+            let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
+            if conf.is_null() || (*conf).ctx.is_null() {
+                return NGX_OK;
+            }
+            (&*(*conf).ctx, (*cycle).log)
+        };
+        // nginx's cached clock still says when the master began reading
+        // the configuration (tens of seconds ago with thousands of
+        // servers): deadlines and timers set from it would be expired at
+        // once.
+        // SAFETY: updates nginx's cached time, in the worker's one thread.
+        unsafe { nginx_sys::ngx_time_update() };
+        registry::set_current(ctx);
+        // SAFETY: the context outlives the worker's event loop (above).
+        unsafe { worker::start(ctx, log) };
         NGX_OK
     })
 }

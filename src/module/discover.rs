@@ -14,6 +14,7 @@ use nginx_sys::{
     ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_msec_t, ngx_resolver_t, ngx_ssl_t,
     ngx_str_t,
 };
+use openssl::ssl::SslContextRef;
 use openssl::x509::{X509Ref, X509};
 
 use crate::state::certificate::Protocol;
@@ -49,45 +50,52 @@ fn usable_resolver(
 impl StaplingServer {
     /// The certificates nginx loaded for this server (`ngx_ssl_t.certs`),
     /// with nginx's name for each.
-    ///
-    /// # Safety
-    /// The server's configuration must be alive.
     #[cfg(ngx_ssl_certs_array)]
-    pub unsafe fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
-        let certs: &nginx_sys::ngx_array_t = &(*self.ssl).certs;
-        if certs.elts.is_null() {
-            return Vec::new();
+    pub fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
+        // SAFETY: as in `ssl_ctx`: the server's ngx_ssl_t is alive, and its
+        // `certs` array holds `nelts` certificate pointers.
+        unsafe {
+            let certs: &nginx_sys::ngx_array_t = &(*self.ssl).certs;
+            if certs.elts.is_null() {
+                return Vec::new();
+            }
+            let ptrs = std::slice::from_raw_parts(certs.elts as *const *mut openssl_sys::X509, certs.nelts);
+            ptrs.iter()
+                .filter(|p| !p.is_null())
+                .map(|&p| (p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)))
+                .collect()
         }
-        let ptrs = std::slice::from_raw_parts(certs.elts as *const *mut openssl_sys::X509, certs.nelts);
-        ptrs.iter()
-            .filter(|p| !p.is_null())
-            .map(|&p| (p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)))
-            .collect()
     }
 
     /// The certificates nginx loaded for this server, before nginx 1.27
     /// kept them in an array: the first in the SSL_CTX's ex_data, each next
     /// one in the previous certificate's, as nginx's stapling code walks
     /// them.
-    ///
-    /// # Safety
-    /// The server's configuration must be alive.
     #[cfg(not(ngx_ssl_certs_array))]
-    pub unsafe fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
+    pub fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
         let mut out = Vec::new();
-        let ctx = (*self.ssl).ctx as *mut openssl_sys::SSL_CTX;
-        if ctx.is_null() {
-            return out;
-        }
-        let mut p = openssl_sys::SSL_CTX_get_ex_data(ctx, nginx_sys::ngx_ssl_certificate_index)
-            as *mut openssl_sys::X509;
-        // A bound, in case of a cycle: no server has this many certificates.
-        while !p.is_null() && out.len() < 1024 {
-            out.push((p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)));
-            p = crate::tls::ffi::X509_get_ex_data(p, nginx_sys::ngx_ssl_next_certificate_index)
+        let ctx = self.ssl_ctx().as_ptr();
+        // SAFETY: as in `ssl_ctx`; the ex_data nginx keeps on the SSL_CTX and
+        // on each certificate are certificates of this configuration.
+        unsafe {
+            let mut p = openssl_sys::SSL_CTX_get_ex_data(ctx, nginx_sys::ngx_ssl_certificate_index)
                 as *mut openssl_sys::X509;
+            // A bound, in case of a cycle: no server has this many certificates.
+            while !p.is_null() && out.len() < 1024 {
+                out.push((p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)));
+                p = crate::tls::ffi::X509_get_ex_data(p, nginx_sys::ngx_ssl_next_certificate_index)
+                    as *mut openssl_sys::X509;
+            }
         }
         out
+    }
+
+    /// The server's SSL_CTX.
+    pub fn ssl_ctx(&self) -> &SslContextRef {
+        // SAFETY: `ssl_servers` makes a StaplingServer only from a live
+        // ngx_ssl_t with an SSL_CTX, and the list is used (and dropped)
+        // while that configuration is read, the SSL_CTX alive.
+        unsafe { SslContextRef::from_ptr((*self.ssl).ctx as *mut openssl_sys::SSL_CTX) }
     }
 }
 
@@ -111,33 +119,42 @@ fn str_of(s: &ngx_str_t) -> Option<String> {
 /// # Safety
 /// `cycle` is a cycle whose configuration has been parsed.
 unsafe fn module_by_name(cycle: *mut ngx_cycle_t, name: &CStr) -> Option<&'static ngx_module_t> {
-    let modules = (*cycle).modules;
-    if modules.is_null() {
-        return None;
-    }
-    for i in 0..(*cycle).modules_n {
-        let m = *modules.add(i);
-        if m.is_null() {
-            break;
+    // SAFETY: the contract above: the cycle's module array has modules_n
+    // entries, each a module with a C-string name.
+    unsafe {
+        let modules = (*cycle).modules;
+        if modules.is_null() {
+            return None;
         }
-        if !(*m).name.is_null() && CStr::from_ptr((*m).name) == name {
-            return Some(&*m);
+        for i in 0..(*cycle).modules_n {
+            let m = *modules.add(i);
+            if m.is_null() {
+                break;
+            }
+            if !(*m).name.is_null() && CStr::from_ptr((*m).name) == name {
+                return Some(&*m);
+            }
         }
+        None
     }
-    None
 }
 
 /// The main configuration of `block` (ngx_http_module / ngx_stream_module),
 /// as the ctx struct both share: { main_conf, srv_conf, ... }.
+/// # Safety
+/// As for `module_by_name`.
 pub(crate) unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<*mut ngx_http_conf_ctx_t> {
-    let m = module_by_name(cycle, block)?;
-    if (*cycle).conf_ctx.is_null() || m.index >= (*cycle).modules_n {
-        return None;
+    // SAFETY: as for `module_by_name`; conf_ctx has an entry per module.
+    unsafe {
+        let m = module_by_name(cycle, block)?;
+        if (*cycle).conf_ctx.is_null() || m.index >= (*cycle).modules_n {
+            return None;
+        }
+        // conf_ctx[index] of a block module holds its ctx
+        // (ngx_http_cycle_get_module_main_conf).
+        let ctx = *(*cycle).conf_ctx.add(m.index) as *mut ngx_http_conf_ctx_t;
+        (!ctx.is_null()).then_some(ctx)
     }
-    // conf_ctx[index] of a block module holds its ctx
-    // (ngx_http_cycle_get_module_main_conf).
-    let ctx = *(*cycle).conf_ctx.add(m.index) as *mut ngx_http_conf_ctx_t;
-    (!ctx.is_null()).then_some(ctx)
 }
 
 /// Every http and stream server with an SSL context, stapling on or off.
@@ -145,108 +162,128 @@ pub(crate) unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<
 /// # Safety
 /// `cycle` is a cycle whose configuration has been parsed and not freed.
 pub unsafe fn ssl_servers(cycle: *mut ngx_cycle_t) -> Vec<StaplingServer> {
-    let mut out = Vec::new();
-    http_servers(cycle, &mut out);
-    stream_servers(cycle, &mut out);
-    out
+    // SAFETY: the contract above.
+    unsafe {
+        let mut out = Vec::new();
+        http_servers(cycle, &mut out);
+        stream_servers(cycle, &mut out);
+        out
+    }
 }
 
+/// # Safety
+/// `cscf` is a live http server configuration.
 unsafe fn http_server_names(cscf: *mut ngx_http_core_srv_conf_t) -> Vec<String> {
-    let names = &(*cscf).server_names;
-    if names.elts.is_null() {
-        return Vec::new();
+    // SAFETY: the contract above: server_names holds nelts names.
+    unsafe {
+        let names = &(*cscf).server_names;
+        if names.elts.is_null() {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts(
+            names.elts as *const nginx_sys::ngx_http_server_name_t,
+            names.nelts,
+        )
+        .iter()
+        .filter_map(|n| str_of(&n.name))
+        .collect()
     }
-    std::slice::from_raw_parts(
-        names.elts as *const nginx_sys::ngx_http_server_name_t,
-        names.nelts,
-    )
-    .iter()
-    .filter_map(|n| str_of(&n.name))
-    .collect()
 }
 
+/// # Safety
+/// As for `ssl_servers`.
 unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
-    let (Some(ctx), Some(core), Some(ssl)) = (
-        block_ctx(cycle, c"ngx_http_module"),
-        module_by_name(cycle, c"ngx_http_core_module"),
-        module_by_name(cycle, c"ngx_http_ssl_module"),
-    ) else {
-        return;
-    };
-    let cmcf = *(*ctx).main_conf.add(core.ctx_index) as *mut ngx_http_core_main_conf_t;
-    if cmcf.is_null() || (*cmcf).servers.elts.is_null() {
-        return;
-    }
-    let servers = std::slice::from_raw_parts(
-        (*cmcf).servers.elts as *const *mut ngx_http_core_srv_conf_t,
-        (*cmcf).servers.nelts,
-    );
-    for &cscf in servers {
-        if cscf.is_null() || (*cscf).ctx.is_null() {
-            continue;
-        }
-        let sscf = *(*(*cscf).ctx).srv_conf.add(ssl.ctx_index) as *mut ngx_http_ssl_srv_conf_t;
-        if sscf.is_null() || (*sscf).ssl.ctx.is_null() {
-            continue;
-        }
-        let clcf = *(*(*cscf).ctx).loc_conf.add(core.ctx_index) as *mut ngx_http_core_loc_conf_t;
-        let resolver = if clcf.is_null() {
-            None
-        } else {
-            usable_resolver((*clcf).resolver, (*clcf).resolver_timeout)
+    // SAFETY: as for `ssl_servers`: every configuration followed is part of
+    // the parsed http block, each array holds nelts entries.
+    unsafe {
+        let (Some(ctx), Some(core), Some(ssl)) = (
+            block_ctx(cycle, c"ngx_http_module"),
+            module_by_name(cycle, c"ngx_http_core_module"),
+            module_by_name(cycle, c"ngx_http_ssl_module"),
+        ) else {
+            return;
         };
-        out.push(StaplingServer {
-            protocol: Protocol::Http,
-            stapling: (*sscf).stapling > 0,
-            names: http_server_names(cscf),
-            ssl: &mut (*sscf).ssl,
-            verify: (*sscf).stapling_verify > 0,
-            file: str_of(&(*sscf).stapling_file),
-            responder: str_of(&(*sscf).stapling_responder),
-            resolver,
-        });
+        let cmcf = *(*ctx).main_conf.add(core.ctx_index) as *mut ngx_http_core_main_conf_t;
+        if cmcf.is_null() || (*cmcf).servers.elts.is_null() {
+            return;
+        }
+        let servers = std::slice::from_raw_parts(
+            (*cmcf).servers.elts as *const *mut ngx_http_core_srv_conf_t,
+            (*cmcf).servers.nelts,
+        );
+        for &cscf in servers {
+            if cscf.is_null() || (*cscf).ctx.is_null() {
+                continue;
+            }
+            let sscf = *(*(*cscf).ctx).srv_conf.add(ssl.ctx_index) as *mut ngx_http_ssl_srv_conf_t;
+            if sscf.is_null() || (*sscf).ssl.ctx.is_null() {
+                continue;
+            }
+            let clcf = *(*(*cscf).ctx).loc_conf.add(core.ctx_index) as *mut ngx_http_core_loc_conf_t;
+            let resolver = if clcf.is_null() {
+                None
+            } else {
+                usable_resolver((*clcf).resolver, (*clcf).resolver_timeout)
+            };
+            out.push(StaplingServer {
+                protocol: Protocol::Http,
+                stapling: (*sscf).stapling > 0,
+                names: http_server_names(cscf),
+                ssl: &mut (*sscf).ssl,
+                verify: (*sscf).stapling_verify > 0,
+                file: str_of(&(*sscf).stapling_file),
+                responder: str_of(&(*sscf).stapling_responder),
+                resolver,
+            });
+        }
     }
 }
 
+/// # Safety
+/// As for `ssl_servers`.
 #[cfg(ngx_stream_stapling)]
 unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
-    use nginx_sys::{ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t, ngx_stream_ssl_srv_conf_t};
+    // SAFETY: as for `ssl_servers`: every configuration followed is part of
+    // the parsed stream block, each array holds nelts entries.
+    unsafe {
+        use nginx_sys::{ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t, ngx_stream_ssl_srv_conf_t};
 
-    let (Some(ctx), Some(core), Some(ssl)) = (
-        block_ctx(cycle, c"ngx_stream_module"),
-        module_by_name(cycle, c"ngx_stream_core_module"),
-        module_by_name(cycle, c"ngx_stream_ssl_module"),
-    ) else {
-        return;
-    };
-    // ngx_stream_conf_ctx_t is { main_conf, srv_conf }: the same prefix.
-    let cmcf = *(*ctx).main_conf.add(core.ctx_index) as *mut ngx_stream_core_main_conf_t;
-    if cmcf.is_null() || (*cmcf).servers.elts.is_null() {
-        return;
-    }
-    let servers = std::slice::from_raw_parts(
-        (*cmcf).servers.elts as *const *mut ngx_stream_core_srv_conf_t,
-        (*cmcf).servers.nelts,
-    );
-    for &cscf in servers {
-        if cscf.is_null() || (*cscf).ctx.is_null() {
-            continue;
+        let (Some(ctx), Some(core), Some(ssl)) = (
+            block_ctx(cycle, c"ngx_stream_module"),
+            module_by_name(cycle, c"ngx_stream_core_module"),
+            module_by_name(cycle, c"ngx_stream_ssl_module"),
+        ) else {
+            return;
+        };
+        // ngx_stream_conf_ctx_t is { main_conf, srv_conf }: the same prefix.
+        let cmcf = *(*ctx).main_conf.add(core.ctx_index) as *mut ngx_stream_core_main_conf_t;
+        if cmcf.is_null() || (*cmcf).servers.elts.is_null() {
+            return;
         }
-        let srv_conf = (*(*cscf).ctx).srv_conf;
-        let sscf = *srv_conf.add(ssl.ctx_index) as *mut ngx_stream_ssl_srv_conf_t;
-        if sscf.is_null() || (*sscf).ssl.ctx.is_null() {
-            continue;
+        let servers = std::slice::from_raw_parts(
+            (*cmcf).servers.elts as *const *mut ngx_stream_core_srv_conf_t,
+            (*cmcf).servers.nelts,
+        );
+        for &cscf in servers {
+            if cscf.is_null() || (*cscf).ctx.is_null() {
+                continue;
+            }
+            let srv_conf = (*(*cscf).ctx).srv_conf;
+            let sscf = *srv_conf.add(ssl.ctx_index) as *mut ngx_stream_ssl_srv_conf_t;
+            if sscf.is_null() || (*sscf).ssl.ctx.is_null() {
+                continue;
+            }
+            out.push(StaplingServer {
+                protocol: Protocol::Stream,
+                stapling: (*sscf).stapling > 0,
+                names: Vec::new(),
+                ssl: &mut (*sscf).ssl,
+                verify: (*sscf).stapling_verify > 0,
+                file: str_of(&(*sscf).stapling_file),
+                responder: str_of(&(*sscf).stapling_responder),
+                resolver: usable_resolver((*cscf).resolver, (*cscf).resolver_timeout),
+            });
         }
-        out.push(StaplingServer {
-            protocol: Protocol::Stream,
-            stapling: (*sscf).stapling > 0,
-            names: Vec::new(),
-            ssl: &mut (*sscf).ssl,
-            verify: (*sscf).stapling_verify > 0,
-            file: str_of(&(*sscf).stapling_file),
-            responder: str_of(&(*sscf).stapling_responder),
-            resolver: usable_resolver((*cscf).resolver, (*cscf).resolver_timeout),
-        });
     }
 }
 

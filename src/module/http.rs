@@ -36,7 +36,8 @@ pub struct BlockConf {
 
 unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     guard(ptr::null_mut(), || {
-        Pool::from_ngx_pool((*cf).pool)
+        // SAFETY: nginx passes the configuration being parsed, with its pool.
+        unsafe { Pool::from_ngx_pool((*cf).pool) }
             .allocate(BlockConf {
                 store: StoreSetting::Unset,
             })
@@ -44,8 +45,13 @@ unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     })
 }
 
-fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
-    // SAFETY: nginx checked the argument count.
+/// The directive's argument `i` (0 is its name).
+///
+/// # Safety
+/// `cf` is the configuration nginx is parsing, in a directive handler whose
+/// argument count nginx checked to be more than `i`.
+unsafe fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
+    // SAFETY: the contract above.
     unsafe { &*((*(*cf).args).elts as *mut ngx_str_t).add(i) }
 }
 
@@ -55,16 +61,21 @@ unsafe extern "C" fn set_store(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    guard(NGX_CONF_ERROR, || {
+    // SAFETY: nginx calls a directive handler with the configuration being
+    // parsed and this block's BlockConf (made by create_block_conf).
+    guard(NGX_CONF_ERROR, || unsafe {
         set_store_inner(cf, &mut *(conf as *mut BlockConf))
     })
 }
 
+/// # Safety
+/// As for `arg`: `cf` is parsing this one-argument directive.
 unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_char {
     if conf.store != StoreSetting::Unset {
         return c"is duplicate".as_ptr().cast_mut();
     }
-    let value = arg(cf, 1);
+    // SAFETY: the contract above.
+    let value = unsafe { arg(cf, 1) };
     let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
     if text.is_empty() {
         ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "empty \"ssl_stapling_store\" path");
@@ -75,7 +86,8 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
     } else if text.starts_with('/') {
         StoreSetting::Dir(text)
     } else {
-        let prefix = String::from_utf8_lossy((*(*cf).cycle).prefix.as_bytes()).into_owned();
+        // SAFETY: the cycle being configured has its prefix.
+        let prefix = unsafe { String::from_utf8_lossy((*(*cf).cycle).prefix.as_bytes()).into_owned() };
         StoreSetting::Dir(format!("{prefix}{text}"))
     };
     NGX_CONF_OK
@@ -88,18 +100,24 @@ unsafe extern "C" fn set_status(
     _conf: *mut c_void,
 ) -> *mut c_char {
     guard(NGX_CONF_ERROR, || {
-        let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
-        let clcf =
-            *(*ctx).loc_conf.add(nginx_sys::ngx_http_core_module.ctx_index) as *mut ngx_http_core_loc_conf_t;
-        (*clcf).handler = Some(status_handler);
+        // SAFETY: a location directive: `cf->ctx` is the location's http
+        // context, whose loc_conf holds the core module's configuration.
+        unsafe {
+            let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
+            let clcf = *(*ctx).loc_conf.add(nginx_sys::ngx_http_core_module.ctx_index)
+                as *mut ngx_http_core_loc_conf_t;
+            (*clcf).handler = Some(status_handler);
+        }
         NGX_CONF_OK
     })
 }
 
 unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    guard(nginx_sys::NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
-        serve_status(r)
-    })
+    // SAFETY: nginx calls a content handler with a live request.
+    guard(
+        nginx_sys::NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+        || unsafe { serve_status(r) },
+    )
 }
 
 fn wants_prometheus(args: &[u8], accept: Option<&[u8]>) -> bool {
@@ -116,21 +134,27 @@ fn wants_prometheus(args: &[u8], accept: Option<&[u8]>) -> bool {
     })
 }
 
+/// # Safety
+/// `r` is the live request nginx called the content handler with.
 unsafe fn serve_status(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let method = (*r).method as u32;
+    // SAFETY: the contract above, for every use of `r` in this function.
+    let method = unsafe { (*r).method } as u32;
     if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 {
         return nginx_sys::NGX_HTTP_NOT_ALLOWED as ngx_int_t;
     }
-    let rc = nginx_sys::ngx_http_discard_request_body(r);
+    // SAFETY: as above.
+    let rc = unsafe { nginx_sys::ngx_http_discard_request_body(r) };
     if rc != 0 {
         return rc;
     }
-    let req = ngx::http::Request::from_ngx_http_request(r);
+    // SAFETY: as above.
+    let req = unsafe { ngx::http::Request::from_ngx_http_request(r) };
     let accept = req
         .headers_in_iterator()
         .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(b"accept"))
         .map(|(_, v)| v.as_bytes().to_vec());
-    let prometheus = wants_prometheus((*r).args.as_bytes(), accept.as_deref());
+    // SAFETY: as above.
+    let prometheus = wants_prometheus(unsafe { (*r).args.as_bytes() }, accept.as_deref());
 
     let now = nginx_sys::ngx_time();
     let page = match registry::current() {
@@ -155,30 +179,35 @@ unsafe fn serve_status(r: *mut ngx_http_request_t) -> ngx_int_t {
         )
     };
 
-    (*r).headers_out.status = nginx_sys::NGX_HTTP_OK as ngx_uint_t;
-    (*r).headers_out.content_type_len = content_type.len();
-    (*r).headers_out.content_type = ngx_str_t {
-        len: content_type.len(),
-        data: content_type.as_ptr().cast_mut(),
-    };
-    (*r).headers_out.content_length_n = body.len() as i64;
-    let rc = nginx_sys::ngx_http_send_header(r);
-    if rc == NGX_ERROR || rc > 0 || (*r).header_only() != 0 {
-        return rc;
+    // SAFETY: as above; the content type is static, the buffer is made in
+    // the request's pool with room for the body, which is copied into it
+    // before the output filter sees it.
+    unsafe {
+        (*r).headers_out.status = nginx_sys::NGX_HTTP_OK as ngx_uint_t;
+        (*r).headers_out.content_type_len = content_type.len();
+        (*r).headers_out.content_type = ngx_str_t {
+            len: content_type.len(),
+            data: content_type.as_ptr().cast_mut(),
+        };
+        (*r).headers_out.content_length_n = body.len() as i64;
+        let rc = nginx_sys::ngx_http_send_header(r);
+        if rc == NGX_ERROR || rc > 0 || (*r).header_only() != 0 {
+            return rc;
+        }
+        let b: *mut ngx_buf_t = nginx_sys::ngx_create_temp_buf((*r).pool, body.len().max(1));
+        if b.is_null() {
+            return NGX_ERROR;
+        }
+        ptr::copy_nonoverlapping(body.as_ptr(), (*b).pos, body.len());
+        (*b).last = (*b).pos.add(body.len());
+        (*b).set_last_buf(if (*r).main == r { 1 } else { 0 });
+        (*b).set_last_in_chain(1);
+        let mut out = ngx_chain_t {
+            buf: b,
+            next: ptr::null_mut(),
+        };
+        nginx_sys::ngx_http_output_filter(r, &mut out)
     }
-    let b: *mut ngx_buf_t = nginx_sys::ngx_create_temp_buf((*r).pool, body.len().max(1));
-    if b.is_null() {
-        return NGX_ERROR;
-    }
-    ptr::copy_nonoverlapping(body.as_ptr(), (*b).pos, body.len());
-    (*b).last = (*b).pos.add(body.len());
-    (*b).set_last_buf(if (*r).main == r { 1 } else { 0 });
-    (*b).set_last_in_chain(1);
-    let mut out = ngx_chain_t {
-        buf: b,
-        next: ptr::null_mut(),
-    };
-    nginx_sys::ngx_http_output_filter(r, &mut out)
 }
 
 static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {

@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
+use foreign_types::ForeignTypeRef;
 use nginx_sys::{ngx_log_t, ngx_msec_t, ngx_resolver_t, NGX_LOG_WARN};
+use openssl::ssl::SslRef;
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
@@ -200,11 +202,12 @@ impl StaplingContext {
         let mut trust_memo = HashMap::new();
         let mut urls: HashMap<String, Option<ResponderUrl>> = HashMap::new();
         for server in servers.iter().filter(|s| s.stapling) {
-            let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
+            let ssl_ctx_ref = server.ssl_ctx();
+            let ssl_ctx = ssl_ctx_ref.as_ptr();
             let checks = ServerChecks {
                 verify: server.verify,
                 trust: if server.verify {
-                    ffi::trust_digest(ssl_ctx, &mut trust_memo)
+                    ffi::trust_digest(ssl_ctx_ref, &mut trust_memo)
                 } else {
                     [0; 32]
                 },
@@ -224,8 +227,8 @@ impl StaplingContext {
                 Protocol::Stream => ctx.stream_servers += 1,
             }
             for (ptr, x509, name) in server.certificates() {
-                let chain = ffi::chain_of(ssl_ctx, &x509);
-                let issuer = ffi::issuer_of(ssl_ctx, &x509, &chain);
+                let chain = ffi::chain_of(ssl_ctx_ref, &x509);
+                let issuer = ffi::issuer_of(ssl_ctx_ref, &x509, &chain);
                 let status_id = CertificateStatusId::new(&x509, issuer.as_deref());
                 let url = match server.file {
                     Some(_) => None,
@@ -346,18 +349,17 @@ impl StaplingContext {
     /// server's `ssl_stapling_responder` or its AIA. Keeps at most
     /// `dynamic_max` of them, dropping the least recently used.
     ///
-    /// # Safety
-    /// `ssl` is a live connection whose certificate is `x509`.
-    pub unsafe fn add_dynamic(
+    /// `x509` is the certificate `ssl` uses.
+    pub fn add_dynamic(
         &self,
-        ssl: *mut sys::SSL,
-        ssl_ctx: *mut sys::SSL_CTX,
+        ssl: &SslRef,
         x509: &X509Ref,
         key: StapleKey,
         log_: *mut ngx_log_t,
         now: i64,
     ) -> Option<Rc<Certificate>> {
-        let server = self.server_of(ssl_ctx)?;
+        let ssl_ctx = ssl.ssl_context();
+        let server = self.server_of(ssl_ctx.as_ptr())?;
         let chain = ffi::connection_chain(ssl);
         let issuer = ffi::issuer_of(ssl_ctx, x509, &chain);
         let status_id = CertificateStatusId::new(x509, issuer.as_deref());
@@ -387,7 +389,7 @@ impl StaplingContext {
             file_staple: None,
             verify: server.checks.verify,
             protocol: server.protocol,
-            ssl_ctx,
+            ssl_ctx: ssl_ctx.as_ptr(),
             plan,
             must_staple: is_must_staple(x509),
             servers: server.names.clone(),

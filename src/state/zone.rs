@@ -267,42 +267,48 @@ unsafe extern "C" fn insert_entry(
     node: *mut ngx_rbtree_node_t,
     sentinel: *mut ngx_rbtree_node_t,
 ) {
-    crate::module::guard::guard((), || insert_entry_inner(temp, node, sentinel))
+    // SAFETY: nginx passes a valid tree, its sentinel and a new node.
+    crate::module::guard::guard((), || unsafe { insert_entry_inner(temp, node, sentinel) })
 }
 
+/// # Safety
+/// `temp` is the root of a valid tree with `sentinel`, whose nodes (and
+/// `node`) are each the first field of an `Entry`.
 unsafe fn insert_entry_inner(
     mut temp: *mut ngx_rbtree_node_t,
     node: *mut ngx_rbtree_node_t,
     sentinel: *mut ngx_rbtree_node_t,
 ) {
-    // SAFETY: nginx calls this with a valid tree; every node in it is the
-    // first field of an `Entry`.
-    loop {
-        let p = if (*node).key != (*temp).key {
-            if (*node).key < (*temp).key {
-                &mut (*temp).left
+    // SAFETY: the contract above: every pointer followed is a node of the
+    // tree or the new node, each the first field of an `Entry`.
+    unsafe {
+        loop {
+            let p = if (*node).key != (*temp).key {
+                if (*node).key < (*temp).key {
+                    &mut (*temp).left
+                } else {
+                    &mut (*temp).right
+                }
             } else {
-                &mut (*temp).right
+                let a = &(*(node as *mut Entry)).key;
+                let b = &(*(temp as *mut Entry)).key;
+                if a.0 < b.0 {
+                    &mut (*temp).left
+                } else {
+                    &mut (*temp).right
+                }
+            };
+            if *p == sentinel {
+                *p = node;
+                break;
             }
-        } else {
-            let a = &(*(node as *mut Entry)).key;
-            let b = &(*(temp as *mut Entry)).key;
-            if a.0 < b.0 {
-                &mut (*temp).left
-            } else {
-                &mut (*temp).right
-            }
-        };
-        if *p == sentinel {
-            *p = node;
-            break;
+            temp = *p;
         }
-        temp = *p;
+        (*node).parent = temp;
+        (*node).left = sentinel;
+        (*node).right = sentinel;
+        (*node).color = 1; // red
     }
-    (*node).parent = temp;
-    (*node).left = sentinel;
-    (*node).right = sentinel;
-    (*node).color = 1; // red
 }
 
 /// A zone as seen by one process. Copyable; the memory is shared.
@@ -528,13 +534,16 @@ impl Locked<'_> {
     unsafe fn remove(&mut self, e: *mut Entry) {
         let Some(root) = self.root() else { return };
         let root = root as *mut Root;
-        ngx_rbtree_delete(&mut (*root).tree, &mut (*e).node);
-        (*root).entries -= 1;
-        if (*e).dynamic {
-            (*root).dynamic_entries -= 1;
-        }
-        if !(*e).der.is_null() {
-            self.free((*e).der);
+        // SAFETY: the contract above; `root` is the zone's live root.
+        unsafe {
+            ngx_rbtree_delete(&mut (*root).tree, &mut (*e).node);
+            (*root).entries -= 1;
+            if (*e).dynamic {
+                (*root).dynamic_entries -= 1;
+            }
+            if !(*e).der.is_null() {
+                self.free((*e).der);
+            }
         }
         self.free(e.cast());
     }

@@ -7,7 +7,8 @@
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use foreign_types::ForeignTypeRef;
+use foreign_types::{ForeignType, ForeignTypeRef};
+use openssl::ssl::SslRef;
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
@@ -26,10 +27,18 @@ const SSL_TLSEXT_ERR_NOACK: c_int = 3;
 const GAP_LOG_INTERVAL: i64 = 60;
 
 /// # Safety
-/// Installed by `install` with the cycle's context as arg.
+/// Installed by `install` with the cycle's context as arg: OpenSSL calls it
+/// with a live connection during its handshake.
 pub unsafe extern "C" fn status_callback(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
+    if ssl.is_null() || arg.is_null() {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    // SAFETY: `arg` is the cycle's StaplingContext (see `install`), alive as
+    // long as the SSL contexts; `ssl` is the connection being handshaken,
+    // ours alone for the duration of the callback.
+    let (ctx, ssl) = unsafe { (&*(arg as *const StaplingContext), SslRef::from_ptr_mut(ssl)) };
     // A panic must not unwind into OpenSSL and nginx: answer without a staple.
-    catch_unwind(AssertUnwindSafe(|| serve(ssl, arg))).unwrap_or(SSL_TLSEXT_ERR_NOACK)
+    catch_unwind(AssertUnwindSafe(|| serve(ctx, ssl))).unwrap_or(SSL_TLSEXT_ERR_NOACK)
 }
 
 fn log_() -> *mut nginx_sys::ngx_log_t {
@@ -37,31 +46,29 @@ fn log_() -> *mut nginx_sys::ngx_log_t {
     unsafe { (*nginx_sys::ngx_cycle).log }
 }
 
-unsafe fn serve(ssl: *mut sys::SSL, arg: *mut c_void) -> c_int {
-    if ssl.is_null() || arg.is_null() {
-        return SSL_TLSEXT_ERR_NOACK;
-    }
-    // SAFETY: arg is the cycle's StaplingContext (see `install`).
-    let ctx = &*(arg as *const StaplingContext);
+fn now() -> i64 {
+    nginx_sys::ngx_time()
+}
+
+fn serve(ctx: &StaplingContext, ssl: &mut SslRef) -> c_int {
     // After SNI, the connection's SSL_CTX is the chosen server's.
-    let ssl_ctx = sys::SSL_get_SSL_CTX(ssl);
-    let x509 = sys::SSL_get_certificate(ssl);
-    if let Some(cert) = ctx.certificate_for(ssl_ctx, x509) {
+    let ssl_ctx = ssl.ssl_context().as_ptr();
+    let Some(x509) = ssl.certificate().map(|c| c.to_owned()) else {
+        return SSL_TLSEXT_ERR_NOACK;
+    };
+    if let Some(cert) = ctx.certificate_for(ssl_ctx, x509.as_ptr()) {
         return staple(ctx, ssl, cert, false);
     }
-    if x509.is_null() {
-        return SSL_TLSEXT_ERR_NOACK;
-    }
-    serve_dynamic(ctx, ssl, ssl_ctx, X509Ref::from_ptr(x509))
+    serve_dynamic(ctx, ssl, &x509)
 }
 
 /// Serves the staple of `cert`, counting the handshake; a must-staple
 /// certificate without one is logged (once a minute at most).
-unsafe fn staple(ctx: &StaplingContext, ssl: *mut sys::SSL, cert: &Certificate, dynamic: bool) -> c_int {
+fn staple(ctx: &StaplingContext, ssl: &mut SslRef, cert: &Certificate, dynamic: bool) -> c_int {
     let Some(zone) = ctx.zone() else {
         return SSL_TLSEXT_ERR_NOACK;
     };
-    let now = nginx_sys::ngx_time();
+    let now = now();
     let mut z = zone.lock();
     #[cfg(feature = "test-hooks")]
     hold_lock_if_asked();
@@ -72,7 +79,7 @@ unsafe fn staple(ctx: &StaplingContext, ssl: *mut sys::SSL, cert: &Certificate, 
         entry.last_used = now;
     }
     if let Some(der) = entry.servable(now) {
-        if ffi::set_staple(ssl, der) {
+        if ssl.set_ocsp_status(der).is_ok() {
             entry.stapled += 1;
             return SSL_TLSEXT_ERR_OK;
         }
@@ -127,12 +134,8 @@ fn gap_reason(entry: &Entry) -> String {
 
 /// A certificate loaded by variables: known to this worker or the zone,
 /// served like the others; new, registered and fetched for.
-unsafe fn serve_dynamic(
-    ctx: &StaplingContext,
-    ssl: *mut sys::SSL,
-    ssl_ctx: *mut sys::SSL_CTX,
-    x509: &X509Ref,
-) -> c_int {
+fn serve_dynamic(ctx: &StaplingContext, ssl: &mut SslRef, x509: &X509Ref) -> c_int {
+    let ssl_ctx = ssl.ssl_context().as_ptr();
     let Some(server) = ctx.server_of(ssl_ctx) else {
         return SSL_TLSEXT_ERR_NOACK;
     };
@@ -144,10 +147,10 @@ unsafe fn serve_dynamic(
     let Some(key) = StapleKey::new(x509, &settings) else {
         return SSL_TLSEXT_ERR_NOACK;
     };
-    let now = nginx_sys::ngx_time();
+    let now = now();
     let cert = match ctx.dynamic_cert(&key, now) {
         Some(c) => c,
-        None => match ctx.add_dynamic(ssl, ssl_ctx, x509, key, log_(), now) {
+        None => match ctx.add_dynamic(ssl, x509, key, log_(), now) {
             Some(c) => c,
             None => return SSL_TLSEXT_ERR_NOACK,
         },
@@ -190,7 +193,7 @@ unsafe fn serve_dynamic(
 /// `ctx` lives as long as the SSL contexts (both are the cycle's).
 pub unsafe fn install(ctx: *const StaplingContext, servers: &[StaplingServer]) {
     for server in servers.iter().filter(|s| s.stapling) {
-        let ssl_ctx = (*server.ssl).ctx as *mut sys::SSL_CTX;
-        ffi::set_status_callback(ssl_ctx, status_callback, ctx as *mut c_void);
+        // SAFETY: the caller keeps `ctx` alive as long as the SSL contexts.
+        unsafe { ffi::set_status_callback(server.ssl_ctx(), status_callback, ctx as *mut c_void) };
     }
 }

@@ -4,14 +4,16 @@
 //! in the libcrypto/libssl that nginx itself links.
 
 use std::collections::HashMap;
-use std::ffi::{c_int, c_long, c_void};
+use std::ffi::{c_int, c_void};
 use std::ptr;
 
 use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::asn1::{Asn1GeneralizedTimeRef, Asn1IntegerRef};
 use openssl::hash::MessageDigest;
 use openssl::ocsp::OcspBasicResponseRef;
+use openssl::ssl::{SslContextRef, SslRef};
 use openssl::stack::StackRef;
+use openssl::x509::X509StoreContext;
 use openssl::x509::{X509Ref, X509};
 use openssl_sys as sys;
 
@@ -50,12 +52,16 @@ extern "C" {
 /// `SSL_CTRL_SELECT_CURRENT_CERT` from ssl.h (OpenSSL 1.0.2+).
 const SSL_CTRL_SELECT_CURRENT_CERT: c_int = 116;
 
-fn octets<'a>(s: *const sys::ASN1_OCTET_STRING) -> &'a [u8] {
+/// The bytes of an ASN1 string (empty for null).
+///
+/// # Safety
+/// `s` is null or a live ASN1_STRING that outlives `'a`.
+unsafe fn octets<'a>(s: *const sys::ASN1_OCTET_STRING) -> &'a [u8] {
     if s.is_null() {
         return &[];
     }
     // SAFETY: a non-null ASN1_STRING from OpenSSL has `len` readable bytes at
-    // `data`; the caller ties the slice to the response that owns it.
+    // `data`; the caller ties the slice to what owns the string.
     unsafe {
         let s = s as *const sys::ASN1_STRING;
         let len = usize::try_from(sys::ASN1_STRING_length(s)).unwrap_or(0);
@@ -122,54 +128,60 @@ pub fn single_responses(basic: &OcspBasicResponseRef) -> Vec<SingleResponse<'_>>
     all
 }
 
-/// The chain nginx loaded with `cert` in `ctx` (what `SSL_CTX_select_current_cert`
-/// + `SSL_CTX_get_extra_chain_certs` give, as in ngx_ssl_stapling_certificate).
-///
-/// # Safety
-/// `ctx` must be a live SSL_CTX holding `cert`.
-pub unsafe fn chain_of(ctx: *mut sys::SSL_CTX, cert: &X509Ref) -> Vec<X509> {
-    sys::SSL_CTX_ctrl(ctx, SSL_CTRL_SELECT_CURRENT_CERT, 0, cert.as_ptr().cast());
+/// The chain nginx loaded with `cert` in `ctx`: what
+/// `SSL_CTX_select_current_cert` and `SSL_CTX_get_extra_chain_certs` give,
+/// as in ngx_ssl_stapling_certificate. Selects `cert` as the context's
+/// current certificate, as nginx's own stapling code does at configuration
+/// time.
+pub fn chain_of(ctx: &SslContextRef, cert: &X509Ref) -> Vec<X509> {
     let mut chain: *mut sys::stack_st_X509 = ptr::null_mut();
-    sys::SSL_CTX_ctrl(
-        ctx,
-        sys::SSL_CTRL_GET_EXTRA_CHAIN_CERTS,
-        0,
-        (&mut chain as *mut *mut sys::stack_st_X509).cast(),
-    );
+    // SAFETY: `ctx` is a live SSL_CTX; both controls only select and read
+    // its certificates (configuration time: nothing else uses it), and the
+    // second writes a borrowed stack pointer into `chain`.
+    unsafe {
+        sys::SSL_CTX_ctrl(
+            ctx.as_ptr(),
+            SSL_CTRL_SELECT_CURRENT_CERT,
+            0,
+            cert.as_ptr().cast(),
+        );
+        sys::SSL_CTX_ctrl(
+            ctx.as_ptr(),
+            sys::SSL_CTRL_GET_EXTRA_CHAIN_CERTS,
+            0,
+            (&mut chain as *mut *mut sys::stack_st_X509).cast(),
+        );
+    }
     if chain.is_null() {
         return Vec::new();
     }
-    let stack: &StackRef<X509> = StackRef::from_ptr(chain);
+    // SAFETY: a non-null stack the context owns, copied out at once.
+    let stack: &StackRef<X509> = unsafe { StackRef::from_ptr(chain) };
     stack.iter().map(|c| c.to_owned()).collect()
 }
 
 /// The issuer of `cert`: from its chain, else from the SSL_CTX's trusted
 /// store (`ssl_trusted_certificate`), as ngx_ssl_stapling_issuer does.
-///
-/// # Safety
-/// `ctx` must be a live SSL_CTX.
-pub unsafe fn issuer_of(ctx: *mut sys::SSL_CTX, cert: &X509Ref, chain: &[X509]) -> Option<X509> {
+pub fn issuer_of(ctx: &SslContextRef, cert: &X509Ref, chain: &[X509]) -> Option<X509> {
     if let Some(i) = chain
         .iter()
         .find(|i| i.issued(cert) == openssl::x509::X509VerifyResult::OK)
     {
         return Some(i.clone());
     }
-    let store = sys::SSL_CTX_get_cert_store(ctx);
-    if store.is_null() {
-        return None;
-    }
-    let sctx = sys::X509_STORE_CTX_new();
-    if sctx.is_null() {
-        return None;
-    }
+    let store = ctx.cert_store();
+    let sctx = X509StoreContext::new().ok()?;
     let mut issuer: *mut sys::X509 = ptr::null_mut();
-    let found = sys::X509_STORE_CTX_init(sctx, store, ptr::null_mut(), ptr::null_mut()) == 1
-        && X509_STORE_CTX_get1_issuer(&mut issuer, sctx, cert.as_ptr()) == 1
-        && !issuer.is_null();
-    sys::X509_STORE_CTX_free(sctx);
+    // SAFETY: a fresh store context, initialised on the live store (no
+    // certificate to verify, no chain); get1_issuer writes a new reference
+    // into `issuer` when it finds one.
+    let found = unsafe {
+        sys::X509_STORE_CTX_init(sctx.as_ptr(), store.as_ptr(), ptr::null_mut(), ptr::null_mut()) == 1
+            && X509_STORE_CTX_get1_issuer(&mut issuer, sctx.as_ptr(), cert.as_ptr()) == 1
+            && !issuer.is_null()
+    };
     // SAFETY: get1 returned a new reference that X509 now owns.
-    found.then(|| X509::from_ptr(issuer))
+    found.then(|| unsafe { X509::from_ptr(issuer) })
 }
 
 /// A digest of what a check against `ctx`'s trusted store depends on: its
@@ -178,14 +190,16 @@ pub unsafe fn issuer_of(ctx: *mut sys::SSL_CTX, cert: &X509Ref, chain: &[X509]) 
 /// digest. Certificate digests are remembered by pointer in `memo`: nginx's
 /// certificate cache shares one X509 between the stores of many servers.
 ///
-/// # Safety
-/// `ctx` must be a live SSL_CTX; the X509 objects behind `memo`'s keys
-/// must outlive it (they are the cycle's).
-pub unsafe fn trust_digest(ctx: *mut sys::SSL_CTX, memo: &mut HashMap<usize, [u8; 32]>) -> [u8; 32] {
+/// `memo`'s keys are addresses of X509 objects of the cycle: used only
+/// while the cycle's configuration is being read.
+pub fn trust_digest(ctx: &SslContextRef, memo: &mut HashMap<usize, [u8; 32]>) -> [u8; 32] {
     let mut parts: Vec<[u8; 32]> = Vec::new();
     let mut flags: u64 = 0;
-    let store = sys::SSL_CTX_get_cert_store(ctx);
-    if !store.is_null() {
+    let store = ctx.cert_store().as_ptr();
+    // SAFETY: the live context's store, read at configuration time in the
+    // single-threaded master (no one changes it meanwhile); every object,
+    // certificate and CRL read below is owned by it.
+    unsafe {
         // Read at configuration time, in the single-threaded master: no
         // one changes the store meanwhile.
         let objects = sys::X509_STORE_get0_objects(store) as *const sys::OPENSSL_STACK;
@@ -244,27 +258,12 @@ pub type StatusCallback = unsafe extern "C" fn(*mut sys::SSL, *mut c_void) -> c_
 ///
 /// # Safety
 /// `ctx` must be a live SSL_CTX; `arg` must outlive it.
-pub unsafe fn set_status_callback(ctx: *mut sys::SSL_CTX, cb: StatusCallback, arg: *mut c_void) {
-    sys::SSL_CTX_set_tlsext_status_cb(ctx, Some(cb));
-    sys::SSL_CTX_set_tlsext_status_arg(ctx, arg);
-}
-
-/// Hands a copy of `der` to OpenSSL as this connection's staple; OpenSSL
-/// frees it. Returns false when memory is short.
-///
-/// # Safety
-/// `ssl` must be the connection in whose status callback we are.
-pub unsafe fn set_staple(ssl: *mut sys::SSL, der: &[u8]) -> bool {
-    let Ok(len) = c_long::try_from(der.len()) else {
-        return false;
-    };
-    let p = sys::CRYPTO_malloc(der.len(), c"ssl_stapling".as_ptr(), 0) as *mut u8;
-    if p.is_null() {
-        return false;
+pub unsafe fn set_status_callback(ctx: &SslContextRef, cb: StatusCallback, arg: *mut c_void) {
+    // SAFETY: a live SSL_CTX; the caller keeps `arg` alive as long as it.
+    unsafe {
+        sys::SSL_CTX_set_tlsext_status_cb(ctx.as_ptr(), Some(cb));
+        sys::SSL_CTX_set_tlsext_status_arg(ctx.as_ptr(), arg);
     }
-    ptr::copy_nonoverlapping(der.as_ptr(), p, der.len());
-    sys::SSL_set_tlsext_status_ocsp_resp(ssl, p, len);
-    true
 }
 
 /// `SSL_CTRL_GET_CHAIN_CERTS` from ssl.h.
@@ -273,20 +272,22 @@ const SSL_CTRL_GET_CHAIN_CERTS: c_int = 115;
 /// The chain of the certificate in use on a connection (nginx sets it with
 /// `SSL_set0_chain` when it loads certificates by variables), else the
 /// chain of the SSL_CTX's current certificate.
-///
-/// # Safety
-/// `ssl` must be a live connection.
-pub unsafe fn connection_chain(ssl: *mut sys::SSL) -> Vec<X509> {
+pub fn connection_chain(ssl: &SslRef) -> Vec<X509> {
     let mut chain: *mut sys::stack_st_X509 = ptr::null_mut();
-    sys::SSL_ctrl(
-        ssl,
-        SSL_CTRL_GET_CHAIN_CERTS,
-        0,
-        (&mut chain as *mut *mut sys::stack_st_X509).cast(),
-    );
+    // SAFETY: a live connection; the control writes a borrowed stack
+    // pointer into `chain`.
+    unsafe {
+        sys::SSL_ctrl(
+            ssl.as_ptr(),
+            SSL_CTRL_GET_CHAIN_CERTS,
+            0,
+            (&mut chain as *mut *mut sys::stack_st_X509).cast(),
+        );
+    }
     if chain.is_null() {
         return Vec::new();
     }
-    let stack: &StackRef<X509> = StackRef::from_ptr(chain);
+    // SAFETY: a non-null stack the connection owns, copied out at once.
+    let stack: &StackRef<X509> = unsafe { StackRef::from_ptr(chain) };
     stack.iter().map(|c| c.to_owned()).collect()
 }
