@@ -1,18 +1,9 @@
-//! Passes the features of the nginx being built against (from nginx-sys)
-//! to the compiler as `ngx_feature = "..."` cfgs, e.g. `stream_ssl`, so the
-//! code for a block nginx was built without is left out.
+//! Tells the compiler what the nginx being built against has, from what
+//! nginx-sys found: `ngx_stream_stapling` (stream servers have
+//! ssl_stapling, nginx 1.27.2+ built with stream SSL) and
+//! `ngx_ssl_certs_array` (nginx keeps a server's certificates in an array).
 fn main() {
-    println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES_CHECK");
-    println!(
-        "cargo::rustc-check-cfg=cfg(ngx_feature, values({}))",
-        std::env::var("DEP_NGINX_FEATURES_CHECK").unwrap_or_else(|_| "any()".to_string())
-    );
     println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES");
-    if let Ok(features) = std::env::var("DEP_NGINX_FEATURES") {
-        for feature in features.split(',').map(str::trim) {
-            println!("cargo::rustc-cfg=ngx_feature=\"{feature}\"");
-        }
-    }
     // Stream servers have ssl_stapling since nginx 1.27.2.
     println!("cargo::rustc-check-cfg=cfg(ngx_stream_stapling)");
     println!("cargo::rerun-if-env-changed=DEP_NGINX_VERSION_NUMBER");
@@ -44,9 +35,5 @@ fn main() {
             println!("cargo::rerun-if-changed={}", header.display());
             break;
         }
-    }
-    println!("cargo::rerun-if-env-changed=DEP_NGINX_VERSION");
-    if let Ok(v) = std::env::var("DEP_NGINX_VERSION") {
-        println!("cargo::rustc-env=NGINX_VERSION_BUILT_AGAINST={v}");
     }
 }

@@ -22,7 +22,7 @@ use crate::state::certificate::StapleKey;
 /// with another value is wiped and started afresh.
 const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0003;
 
-const LAST_ERROR_LEN: usize = 120;
+pub const LAST_ERROR_LEN: usize = 120;
 
 /// What one entry takes in the slab pool (its size rounded up to the slot
 /// the allocator gives it).

@@ -4,7 +4,7 @@
 
 use crate::ocsp::response::CertStatus;
 use crate::state::certificate::{Certificate, StapleKey};
-use crate::state::zone::{Entry, FetchResult, StapleSource};
+use crate::state::zone::{Entry, FetchResult, StapleSource, LAST_ERROR_LEN};
 
 /// One certificate as the page shows it.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +39,7 @@ pub struct EntryView {
     pub next_refresh: i64,
     pub last_fetch: i64,
     pub last_result: FetchResult,
-    pub last_error: [u8; 120],
+    pub last_error: [u8; LAST_ERROR_LEN],
     pub last_error_len: usize,
     pub fetch_ok: u64,
     pub fetch_failed: u64,
@@ -51,7 +51,7 @@ pub struct EntryView {
 impl EntryView {
     pub fn of(e: &Entry) -> Self {
         let err = e.last_error();
-        let mut last_error = [0u8; 120];
+        let mut last_error = [0u8; LAST_ERROR_LEN];
         let n = err.len().min(last_error.len());
         last_error[..n].copy_from_slice(&err[..n]);
         EntryView {
@@ -74,7 +74,7 @@ impl EntryView {
     }
 
     pub fn error(&self) -> String {
-        String::from_utf8_lossy(&self.last_error[..self.last_error_len.min(120)]).into_owned()
+        String::from_utf8_lossy(&self.last_error[..self.last_error_len.min(LAST_ERROR_LEN)]).into_owned()
     }
 
     /// A staple that may be served at `now`.

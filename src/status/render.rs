@@ -328,7 +328,7 @@ mod tests {
     }
 
     fn page() -> Page {
-        let mut err = [0u8; 120];
+        let mut err = [0u8; crate::state::zone::LAST_ERROR_LEN];
         err[..7].copy_from_slice(b"timeout");
         Page {
             now: 1000,
