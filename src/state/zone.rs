@@ -471,19 +471,16 @@ impl Locked<'_> {
     /// The entry for `key`, created if missing, marked as part of the
     /// configuration `seq`.
     pub fn register(&mut self, key: &StapleKey, seq: u64) -> Result<&mut Entry, ZoneFull> {
-        if let Some(e) = self.find(key).map(|e| e as *mut Entry) {
-            // SAFETY: the entry stays allocated while the lock is held; the
-            // raw pointer only ends the borrow of `self` taken by `find`.
-            let e = unsafe { &mut *e };
+        if let Some(e) = self.find(key) {
             e.config_seq = seq;
-            if e.dynamic {
-                // Now configured: no longer subject to eviction.
-                e.dynamic = false;
+            // Now configured: no longer subject to eviction.
+            if std::mem::replace(&mut e.dynamic, false) {
                 if let Some(root) = self.root() {
                     root.dynamic_entries -= 1;
                 }
             }
-            return Ok(e);
+            // Found again to return it (the borrow above ends first).
+            return self.find(key).ok_or(ZoneFull);
         }
         let root = self.root().ok_or(ZoneFull)? as *mut Root;
         let p = self.alloc(mem::size_of::<Entry>()).ok_or(ZoneFull)? as *mut Entry;
@@ -600,11 +597,10 @@ impl Locked<'_> {
         now: i64,
         max: usize,
     ) -> Result<(&mut Entry, bool), ZoneFull> {
-        if let Some(e) = self.find(key).map(|e| e as *mut Entry) {
-            // SAFETY: as in `register`.
-            let e = unsafe { &mut *e };
-            e.last_used = now;
-            return Ok((e, false));
+        let known = self.find(key).map(|e| e.last_used = now).is_some();
+        if known {
+            // Found again to return it (the borrow above ends first).
+            return self.find(key).map(|e| (e, false)).ok_or(ZoneFull);
         }
         if max == 0 {
             return Err(ZoneFull);
