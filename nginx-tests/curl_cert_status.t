@@ -8,12 +8,9 @@
 # the status page shows the staple, the first request and every one after
 # it pass.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 plan(skip_all => 'needs curl (apt-get install curl)')
 	unless `curl --version 2>/dev/null` =~ /^curl /;
@@ -81,6 +78,4 @@ is($out, 'site', 'the module: and gets the page');
 my @rcs = map { (curl())[0] } 1 .. 5;
 is("@rcs", '0 0 0 0 0', 'the module: so do the next five');
 
-$t->stop;
-$t->check_log;
-done_testing();
+$t->done;

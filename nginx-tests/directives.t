@@ -6,12 +6,9 @@
 # response over 16 KB (it reads one 16 KB buffer); neither does the module
 # by default, saying why, and the directive raises the limit.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $ocsp = $t->port('ocsp');
@@ -88,7 +85,4 @@ my $staple = wait_for(sub { $t->handshake($t->port(0))->{staple} }, 10);
 ok($staple && length($staple) > 16384 && length($staple) <= 32768,
 	'ssl_stapling_max_size 32k: the ' . length($staple // '') . '-byte response is stapled');
 is(scalar(() = $t->staple_serials($staple)), 1, 'the staple is the response for the certificate');
-$t->stop;
-
-$t->check_log;
-done_testing;
+$t->done;

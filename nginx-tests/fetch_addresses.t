@@ -4,12 +4,9 @@
 # refuses, the next is tried; a host name without a resolver is one clear
 # error line per attempt, never a crash.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my ($dns, $faults) = ($t->port('dns'), $t->port('faults'));
@@ -58,6 +55,4 @@ like($t->read_log, qr/cannot fetch OCSP response for certificate "[^"]*\/noresol
 my $r = $t->handshake($t->port(1));
 ok($r->{ok} && !defined $r->{staple}, 'no resolver: TLS served, no staple');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

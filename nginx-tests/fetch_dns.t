@@ -8,12 +8,9 @@
 # reload fetches nothing; a certificate added by a reload is fetched, and
 # its entry freed when a reload removes it.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 use Time::HiRes qw(time);
 
 my $t = StaplingTest->new;
@@ -122,6 +119,4 @@ like($t->read_log, qr/took over 2 certificate\(s\), 2 staple\(s\), in @{[2 - $st
 ok($t->handshake($t->port(0))->{staple} && $t->handshake($t->port(1))->{staple},
 	'the others are still stapled');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

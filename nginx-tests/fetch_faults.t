@@ -5,12 +5,9 @@
 # responder turns bad. For each: a line naming the certificate and the
 # cause, the previous good staple still served, nginx healthy.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my ($dns, $faults, $refusing) = map { $t->port($_) } qw(dns faults refusing);
@@ -145,6 +142,4 @@ for my $case (@cases) {
 		"$case: the previous good staple is still served, no bad one");
 }
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -3,12 +3,9 @@
 # A worker killed (SIGKILL) while it holds a certificate's fetch lease:
 # another worker takes the lease over and fetches.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $faults = $t->port('faults');
@@ -50,6 +47,4 @@ my ($by) = $t->read_log =~ $fetched;
 isnt($by, $holder, 'by another worker');
 ok(wait_for(sub { $t->handshake($t->port(0))->{staple} }, 5), 'stapled');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

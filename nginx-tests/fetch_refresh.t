@@ -4,12 +4,9 @@
 # over three minutes of handshakes, every one is stapled, with a staple
 # that is valid at that moment.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 use Time::HiRes qw(sleep);
 
 my $t = StaplingTest->new;
@@ -52,6 +49,4 @@ is($valid, $total, 'each with a staple valid at that moment');
 cmp_ok(scalar keys %seen, '>=', 4, 'the staple was refreshed (' . (keys %seen) . ' distinct)');
 cmp_ok($t->ocsp_requests, '<=', 10, 'about one request per half-validity (' . $t->ocsp_requests . ')');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

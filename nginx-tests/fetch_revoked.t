@@ -5,12 +5,9 @@
 # error is logged; with ssl_stapling_serve_revoked on, the revoked response
 # is stapled instead.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $ocsp = $t->port('ocsp');
@@ -58,6 +55,4 @@ like($t->staple_text($revoked), qr/Cert Status: revoked/,
 	'serve_revoked on: the revoked response is stapled');
 
 $t->expect_log(qr/\[error\] .*is revoked/);
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -4,12 +4,9 @@
 # signer are only stapled when its root is trusted (ssl_trusted_certificate);
 # without verification the signature alone is checked.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $ocsp = $t->port('ocsp');
@@ -59,6 +56,4 @@ my $r = $t->handshake($t->port('untrusted'));
 ok($r->{ok}, 'verify on, root untrusted: TLS served');
 ok(!defined $r->{staple}, 'verify on, root untrusted: no staple');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -5,11 +5,8 @@
 # stapled (nginx alone would staple each of these files as it is).
 # A file that is not DER at all is refused by nginx itself, with [emerg].
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use StaplingTest;
 
 my $t = StaplingTest->new;

@@ -5,11 +5,8 @@
 # staple only when the file has a status for it (nginx would hand the same
 # file to both, whatever certificate it is for).
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use StaplingTest;
 
 my $t = StaplingTest->new;
@@ -76,6 +73,4 @@ like($t->read_log,
 	qr/\[warn\].*"ssl_stapling_file" ".*rsa-only\.der" ignored for certificate ".*ecdsa\.chain\.crt": no status for this certificate/,
 	'warning names the file, the certificate and the reason');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -4,11 +4,8 @@
 # handshake that asks for a status gets the file's staple, whichever
 # worker takes it, from the module's shared zone.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use StaplingTest;
 
 my $t = StaplingTest->new;
@@ -53,6 +50,4 @@ ok($r->{ok} && !defined $r->{staple}, 'no staple without status_request');
 is_deeply([$t->staple_serials($want)], [$t->serial('site')],
 	'the staple is for the site certificate');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -6,12 +6,9 @@
 # stapled where nginx has stream stapling (1.27.2+). Debian builds stream
 # as a dynamic module (libnginx-mod-stream): TEST_NGINX_STREAM_MODULE.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $ocsp = $t->port('ocsp');
@@ -84,5 +81,4 @@ if ($dynamic_stream) {
 	check('stream built into nginx', stream => 1);
 }
 
-$t->check_log;
-done_testing;
+$t->done;

@@ -5,13 +5,10 @@
 # without a staple, an error at most once a minute (all workers together:
 # once in a burst, once more a minute later) and the gap on the status page.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use JSON::PP;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $closed = $t->port('closed');
@@ -109,6 +106,4 @@ ok($ms->{must_staple} && $ms->{gap}, 'status page: must_staple and the gap');
 ok($fine->{must_staple} && !$fine->{gap}, 'status page: must_staple without a gap');
 is($ms->{handshakes}{unstapled}, $total, "all $total handshakes without a staple counted");
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -5,11 +5,8 @@
 # a changed staple file takes effect and entries of certificates that left
 # the configuration are freed.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use StaplingTest;
 
 my $t = StaplingTest->new;
@@ -80,6 +77,4 @@ $stapled += ($t->handshake($t->port(0))->{staple} // '') eq $t->read_file('secon
 	for 1 .. 10;
 is($stapled, 10, 'every handshake after the reload stapled');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

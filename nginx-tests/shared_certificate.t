@@ -6,12 +6,9 @@
 # another responder, or with ssl_stapling_verify and another trust, gets
 # its own, fetched and checked with its own settings, and never another's.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $a = $t->port('ocsp_a');
@@ -121,6 +118,4 @@ is(scalar(keys %{{map { $_->{id} => 1 } @items}}), 4, 'four distinct staple ids'
 is($servers{'untrusted.test'}{status}, 'none', 'the refused staple: none');
 is($servers{'other.test'}{responder}, "http://127.0.0.1:$b/", 'the other responder shown');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

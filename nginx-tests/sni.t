@@ -3,12 +3,9 @@
 # Virtual hosts on one address: after SNI picks the server, the handshake
 # carries the staple of that server's certificate.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $ocsp = $t->port('ocsp');
@@ -45,6 +42,4 @@ for my $name (@names) {
 }
 is($t->ocsp_requests, 3, 'one request per certificate');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -3,11 +3,8 @@
 # Servers with ssl_stapling off are left alone: no staple, even with a
 # staple file configured; only the servers with stapling on are taken over.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use StaplingTest;
 
 my $t = StaplingTest->new;

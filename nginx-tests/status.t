@@ -3,14 +3,11 @@
 # ssl_stapling_status: JSON by default, Prometheus text on request; each
 # field checked against what the responder served and what clients saw.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use JSON::PP;
 use Time::Local qw(timegm);
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $ocsp = $t->port('ocsp');
@@ -163,6 +160,4 @@ is($status, 200, 'format=json');
 my ($post) = $t->http_request($t->port(2), '/status', method => 'POST');
 is($post, 405, 'the page is read-only: POST is refused');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -6,12 +6,9 @@
 # be used are ignored with one warning each; a store the workers cannot
 # write is one error at startup.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $d = $t->testdir;
@@ -147,5 +144,4 @@ SKIP: {
 	$t->stop;
 }
 
-$t->check_log;
-done_testing;
+$t->done;

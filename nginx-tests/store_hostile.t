@@ -7,14 +7,11 @@
 # naming the file and what it is, and are skipped; start and reload go on;
 # the workers' own writes replace a link, never write through it.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use POSIX qw(mkfifo);
 use Time::HiRes qw(time);
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $d = $t->testdir;
@@ -90,7 +87,4 @@ ok(wait_for(sub { !-l "$d/store/$id.der" && -s "$d/store/$id.der" }, 10), 'the l
 is($t->read_file('elsewhere.der'), $elsewhere, 'the link\'s target is not written through');
 is((stat "$d/store/$id.der")[2] & 0777, 0600, 'the file is private (0600)');
 ok(-l "$d/store/$zero.der" && -p "$d/store/$fifo.der", 'the other files are left as they are');
-$t->stop;
-
-$t->check_log;
-done_testing;
+$t->done;

@@ -6,13 +6,10 @@
 # the next handshake on; at most ssl_stapling_dynamic_max of them are kept,
 # the least recently used evicted.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use JSON::PP;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $ocsp = $t->port('ocsp');
@@ -92,6 +89,4 @@ for my $round (1 .. 4) {
 is($max_seen, 2, 'the zone never holds more than 2 such entries');
 ok($t->handshake($t->port(0), sni => 'a.test')->{ok}, 'nginx still serves');
 
-$t->stop;
-$t->check_log;
-done_testing;
+$t->done;

@@ -9,13 +9,10 @@
 # and every handshake after it is stapled. With the same build, a panic in
 # a directive handler is an error for nginx, not an abort.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
 use POSIX ();
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 # The test build matches the vendored nginx (build/sbin/nginx): with
 # another nginx, TEST_NGINX_HOOKS_MODULE names one built for it.
@@ -105,5 +102,4 @@ like($out, qr/\[emerg\] .*ssl_stapling_fetch_timeout|configuration file .* test 
 	'and reports the configuration as failed');
 $t->expect_log(qr/\[emerg\]/);
 
-$t->check_log;
-done_testing;
+$t->done;

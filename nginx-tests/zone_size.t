@@ -8,12 +8,9 @@
 # crit line per configuration, and nginx's own "ngx_slab_alloc() failed"
 # lines are off.
 
-use strict;
-use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::More;
-use StaplingTest qw(wait_for);
+use StaplingTest;
 
 my $t = StaplingTest->new;
 my $d = $t->testdir;
@@ -124,7 +121,4 @@ for my $i (1, 2, 500, 999, 1000, 1500, 1999, 2000) {
 	$ok++ if defined $t->handshake($t->port('tls'), sni => "s$i.test")->{staple};
 }
 is($ok, 8, 'handshakes across the 2,000 servers are stapled');
-$t->stop;
-
-$t->check_log;
-done_testing;
+$t->done;

@@ -17,7 +17,7 @@ package StaplingTest;
 use strict;
 use warnings;
 
-use Exporter qw(import);
+use Exporter ();
 use File::Temp qw(tempdir);
 use File::Basename qw(dirname);
 use File::Spec;
@@ -28,7 +28,20 @@ use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 
+our @EXPORT = qw(wait_for);
 our @EXPORT_OK = qw(wait_for);
+
+# `use StaplingTest;` gives a test strict, warnings, Test::More's
+# functions and wait_for: a test starts with `use FindBin; use lib ...;
+# use StaplingTest;` and ends with `$t->done;`.
+sub import {
+	my ($class, @args) = @_;
+	my $caller = caller;
+	strict->import;
+	warnings->import;
+	Exporter::export('Test::More', $caller, @Test::More::EXPORT);
+	Exporter::export($class, $caller, @args ? @args : @EXPORT);
+}
 
 my $ROOT = File::Spec->rel2abs(dirname(__FILE__) . '/../..');
 # Every deadline is multiplied by this (scripts/memcheck runs nginx under
@@ -258,6 +271,7 @@ sub expect_log {
 
 sub check_log {
 	my ($self) = @_;
+	$self->{log_checked} = 1;
 	my $log = $self->read_log;
 	my @bad = grep {
 		my $l = $_;
@@ -270,6 +284,16 @@ sub check_log {
 		!grep { $l =~ $_ } @{$self->{expected}}
 	} grep { /exited on signal/ } split /\n/, $log;
 	is(join("\n", @died), '', 'no worker died on a signal');
+}
+
+# Ends a test: stops nginx, checks the error log of every harness object
+# of this test that was not checked yet (check_log), and ends the plan.
+sub done {
+	for my $t (grep { $_->{owner} == $$ } @ALL) {
+		$t->stop;
+		$t->check_log unless $t->{log_checked};
+	}
+	done_testing();
 }
 
 # Polls $cond every 50 ms until it is true or $timeout seconds pass.
