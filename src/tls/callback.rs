@@ -7,7 +7,7 @@
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use foreign_types::{ForeignType, ForeignTypeRef};
+use foreign_types::ForeignTypeRef;
 use openssl::ssl::SslRef;
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
@@ -53,12 +53,18 @@ fn now() -> i64 {
 fn serve(ctx: &StaplingContext, ssl: &mut SslRef) -> c_int {
     // After SNI, the connection's SSL_CTX is the chosen server's.
     let ssl_ctx = ssl.ssl_context().as_ptr();
+    let Some(x509) = ssl.certificate().map(|c| c.as_ptr()) else {
+        return SSL_TLSEXT_ERR_NOACK;
+    };
+    if let Some(cert) = ctx.certificate_for(ssl_ctx, x509) {
+        return staple(ctx, ssl, cert, false);
+    }
+    // Loaded by variables: a reference of our own to the certificate, as
+    // `ssl` is lent out mutably meanwhile (only on this path, not on every
+    // handshake).
     let Some(x509) = ssl.certificate().map(|c| c.to_owned()) else {
         return SSL_TLSEXT_ERR_NOACK;
     };
-    if let Some(cert) = ctx.certificate_for(ssl_ctx, x509.as_ptr()) {
-        return staple(ctx, ssl, cert, false);
-    }
     serve_dynamic(ctx, ssl, &x509)
 }
 
