@@ -27,8 +27,7 @@ my $site = <<'EOF';
     server {
         listen 127.0.0.1:%%PORT_tls%% ssl;
         server_name site.test;
-        ssl_certificate site.test.chain.crt;
-        ssl_certificate_key site.test.key;
+        %%CERT site.test%%
         ssl_stapling on;
         ssl_stapling_verify on;
         ssl_trusted_certificate root.crt;

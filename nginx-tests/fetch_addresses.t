@@ -25,15 +25,13 @@ http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
         resolver 127.0.0.1:$dns ipv6=off;
-        ssl_certificate multi.chain.crt;
-        ssl_certificate_key multi.key;
+        %%CERT multi%%
         ssl_stapling on;
         ssl_stapling_responder http://multi.test:$faults/multi/;
     }
     server {
         listen 127.0.0.1:%%PORT_1%% ssl;
-        ssl_certificate noresolver.chain.crt;
-        ssl_certificate_key noresolver.key;
+        %%CERT noresolver%%
         ssl_stapling on;
         ssl_stapling_responder http://multi.test:$faults/noresolver/;
     }

@@ -29,8 +29,7 @@ http {
     resolver 127.0.0.1:%%PORT_dns%% ipv6=off;
     server {
         listen 127.0.0.1:%%PORT_0%% ssl reuseport;
-        ssl_certificate one.chain.crt;
-        ssl_certificate_key one.key;
+        %%CERT one%%
         ssl_stapling on;
     }
     %%THIRD%%
@@ -39,8 +38,7 @@ stream {
     resolver 127.0.0.1:%%PORT_dns%% ipv6=off;
     server {
         listen 127.0.0.1:%%PORT_1%% ssl reuseport;
-        ssl_certificate two.chain.crt;
-        ssl_certificate_key two.key;
+        %%CERT two%%
         ssl_stapling on;
         return "ok\n";
     }
@@ -55,8 +53,7 @@ unless ($t->stream_stapling) {
 my $third = <<'EOF';
     server {
         listen 127.0.0.1:%%PORT_2%% ssl;
-        ssl_certificate three.chain.crt;
-        ssl_certificate_key three.key;
+        %%CERT three%%
         ssl_stapling on;
     }
 EOF

@@ -20,8 +20,7 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
     }
 }

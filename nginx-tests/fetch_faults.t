@@ -74,8 +74,7 @@ sub config {
 		$servers .= <<"EOF";
     server {
         listen 127.0.0.1:%%PORT_$case%% ssl;
-        ssl_certificate $case.chain.crt;
-        ssl_certificate_key $case.key;
+        %%CERT $case%%
         ssl_stapling_responder $url;
         $verify
     }

@@ -23,21 +23,18 @@ http {
     ssl_stapling on;
     server {
         listen 127.0.0.1:%%PORT_untrusted%% ssl;
-        ssl_certificate untrusted.chain.crt;
-        ssl_certificate_key untrusted.key;
+        %%CERT untrusted%%
         ssl_stapling_verify on;
     }
     server {
         listen 127.0.0.1:%%PORT_trusted%% ssl;
-        ssl_certificate trusted.chain.crt;
-        ssl_certificate_key trusted.key;
+        %%CERT trusted%%
         ssl_stapling_verify on;
         ssl_trusted_certificate root.crt;
     }
     server {
         listen 127.0.0.1:%%PORT_noverify%% ssl;
-        ssl_certificate noverify.chain.crt;
-        ssl_certificate_key noverify.key;
+        %%CERT noverify%%
         ssl_stapling_verify off;
     }
 }

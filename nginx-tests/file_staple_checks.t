@@ -26,8 +26,7 @@ for my $f (sort keys %port) {
 	$servers .= <<"EOF";
     server {
         listen 127.0.0.1:%%PORT_$port{$f}%% ssl;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
         ssl_stapling_file $f.der;
         location / { return 200 "$f\\n"; }
@@ -69,8 +68,7 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
         ssl_stapling_file garbage.der;
     }

@@ -23,19 +23,15 @@ http {
     ssl_protocols TLSv1.2;
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate rsa.chain.crt;
-        ssl_certificate_key rsa.key;
-        ssl_certificate ecdsa.chain.crt;
-        ssl_certificate_key ecdsa.key;
+        %%CERT rsa%%
+        %%CERT ecdsa%%
         ssl_stapling on;
         ssl_stapling_file both.der;
     }
     server {
         listen 127.0.0.1:%%PORT_1%% ssl;
-        ssl_certificate rsa.chain.crt;
-        ssl_certificate_key rsa.key;
-        ssl_certificate ecdsa.chain.crt;
-        ssl_certificate_key ecdsa.key;
+        %%CERT rsa%%
+        %%CERT ecdsa%%
         ssl_stapling on;
         ssl_stapling_file rsa-only.der;
     }

@@ -19,8 +19,7 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl reuseport;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
         ssl_stapling_file site.der;
         location / { return 200 "ok\n"; }

@@ -24,8 +24,7 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate web.chain.crt;
-        ssl_certificate_key web.key;
+        %%CERT web%%
         ssl_stapling on;
     }
 }
@@ -36,8 +35,7 @@ stream {
     ssl_stapling_store store;
     server {
         listen 127.0.0.1:%%PORT_1%% ssl;
-        ssl_certificate tcp.chain.crt;
-        ssl_certificate_key tcp.key;
+        %%CERT tcp%%
         $stapling
         return "ok\\n";
     }

@@ -25,19 +25,16 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate ms.chain.crt;
-        ssl_certificate_key ms.key;
+        %%CERT ms%%
         ssl_stapling on;
     }
     server {
         listen 127.0.0.1:%%PORT_1%% ssl;
-        ssl_certificate off.chain.crt;
-        ssl_certificate_key off.key;
+        %%CERT off%%
     }
     server {
         listen 127.0.0.1:%%PORT_2%% ssl;
-        ssl_certificate fine.chain.crt;
-        ssl_certificate_key fine.key;
+        %%CERT fine%%
         ssl_stapling on;
     }
     server {

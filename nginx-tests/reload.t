@@ -23,8 +23,7 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
         ssl_stapling_file %%FILE%%;
     }
@@ -34,8 +33,7 @@ EOF
 my $extra = <<'EOF';
     server {
         listen 127.0.0.1:%%PORT_1%% ssl;
-        ssl_certificate extra.chain.crt;
-        ssl_certificate_key extra.key;
+        %%CERT extra%%
         ssl_stapling on;
         ssl_stapling_file extra.der;
     }

@@ -22,8 +22,7 @@ $t->start_ocsp_responder(name => 'ocsp_a', ca => 'root', signer => 'signer', por
 $t->start_ocsp_responder(name => 'ocsp_b', ca => 'root', signer => 'signer', port => $b, nmin => 30);
 
 my $site = <<'EOF';
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
 EOF
 $t->write_config(<<"EOF");

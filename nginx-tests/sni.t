@@ -18,8 +18,7 @@ my $servers = join '', map { <<"EOF" } @names;
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
         server_name $_;
-        ssl_certificate $_.chain.crt;
-        ssl_certificate_key $_.key;
+        %%CERT $_%%
     }
 EOF
 $t->write_config(<<"EOF");

@@ -15,8 +15,7 @@ $t->ocsp_response('site.der', ca => 'root', certs => ['site']);
 $t->write_config(<<'EOF');
 events { }
 http {
-    ssl_certificate site.chain.crt;
-    ssl_certificate_key site.key;
+    %%CERT site%%
     ssl_stapling_file site.der;
 
     server {
@@ -61,8 +60,7 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         location / { return 200 "plain\n"; }
     }
 }

@@ -24,15 +24,13 @@ http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
         server_name one.test www.one.test;
-        ssl_certificate one.chain.crt;
-        ssl_certificate_key one.key;
+        %%CERT one%%
         ssl_stapling on;
     }
     server {
         listen 127.0.0.1:%%PORT_1%% ssl;
         server_name two.test;
-        ssl_certificate two.chain.crt;
-        ssl_certificate_key two.key;
+        %%CERT two%%
         ssl_stapling on;
     }
     server {

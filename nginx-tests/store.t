@@ -25,8 +25,7 @@ sub config {
 	my $two = $o{two} ? <<'EOF' : '';
     server {
         listen 127.0.0.1:%%PORT_1%% ssl;
-        ssl_certificate two.chain.crt;
-        ssl_certificate_key two.key;
+        %%CERT two%%
         ssl_stapling on;
     }
 EOF
@@ -37,8 +36,7 @@ http {
     ssl_stapling_store $store;
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
     }
 $two

@@ -26,8 +26,7 @@ http {
     ssl_stapling_store store;
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
     }
     server {

@@ -30,8 +30,7 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate \$ssl_server_name.chain.crt;
-        ssl_certificate_key \$ssl_server_name.key;
+        %%CERT \$ssl_server_name%%
         ssl_stapling on;
     }
     server {

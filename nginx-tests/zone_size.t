@@ -36,8 +36,7 @@ my $servers = join '', map { <<"EOF" } @names;
     server {
         listen 127.0.0.1:%%PORT_tls%% ssl;
         server_name $_.test;
-        ssl_certificate $_.chain.crt;
-        ssl_certificate_key $_.key;
+        %%CERT $_%%
         ssl_stapling on;
     }
 EOF
@@ -94,8 +93,7 @@ $servers = join '', map { <<"EOF" } 1 .. 2000;
     server {
         listen 127.0.0.1:%%PORT_tls%% ssl;
         server_name s$_.test;
-        ssl_certificate c1.chain.crt;
-        ssl_certificate_key c1.key;
+        %%CERT c1%%
         ssl_stapling on;
         ssl_stapling_file files/$_.der;
     }

@@ -142,7 +142,9 @@ sub read_file {
 }
 
 # The config is the test's text with %%TESTDIR%% and %%PORT_<n>%%
-# replaced, after the globals every test needs. With load_module => 0
+# replaced, and %%CERT <name>%% made the server's certificate pair
+# (ssl_certificate <name>.chain.crt; ssl_certificate_key <name>.key;, the
+# files make_cert writes), after the globals every test needs. With load_module => 0
 # the module is not loaded (to compare with nginx alone).
 sub write_config {
 	my ($self, $body, %o) = @_;
@@ -161,6 +163,7 @@ pid $d/nginx.pid;
 error_log $d/error.log $level;
 $globals
 EOF
+	$conf =~ s/%%CERT (\S+?)%%/ssl_certificate $1.chain.crt; ssl_certificate_key $1.key;/g;
 	$conf =~ s/%%TESTDIR%%/$d/g;
 	$conf =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
 	$self->write_file('nginx.conf', $conf);
@@ -400,7 +403,9 @@ sub make_cert {
 	$self->openssl("req -new $key -nodes -subj /CN=$name",
 		"-keyout $name.key -out $name.csr");
 	my $ext = "subjectAltName=DNS:$name\n";
-	$ext .= "authorityInfoAccess=OCSP;URI:$o{ocsp}\n" if $o{ocsp};
+	# ocsp => URL, or [URL, URL, ...] for several OCSP URLs in its AIA.
+	my @ocsp = ref $o{ocsp} ? @{$o{ocsp}} : $o{ocsp} ? ($o{ocsp}) : ();
+	$ext .= 'authorityInfoAccess=' . join(',', map { "OCSP;URI:$_" } @ocsp) . "\n" if @ocsp;
 	$ext .= "1.3.6.1.5.5.7.1.24=DER:30:03:02:01:05\n" if $o{must_staple};
 	$ext .= "$o{ext}\n" if $o{ext};
 	$self->write_file("$name.ext", $ext);
