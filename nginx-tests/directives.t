@@ -27,15 +27,14 @@ my $server = <<'EOF';
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate site.chain.crt;
-        ssl_certificate_key site.key;
+        %%CERT site%%
         ssl_stapling on;
     }
 }
 EOF
 
 # nginx -t writes its refusals to the error log too.
-$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value)/);
+$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value|invalid "ssl_stapling_proxy")/);
 
 my %main = (
 	ssl_stapling_zone => 'one:64k',
@@ -45,6 +44,8 @@ my %main = (
 	ssl_stapling_dynamic_max => '10',
 	ssl_stapling_serve_revoked => 'off',
 	ssl_stapling_max_size => '16k',
+	ssl_stapling_max_age => '15m',
+	ssl_stapling_time_skew => '5m',
 );
 for my $d (sort keys %main) {
 	$t->write_config("$d $main{$d};\n$d $main{$d};\nevents { }\n$server");
@@ -61,6 +62,48 @@ for my $bad ('512', '65k', 'lots') {
 	($rc, $out) = $t->test_config;
 	like($out, qr/\[emerg\] invalid value "\Q$bad\E", it must be 1k\.\.64k/, "ssl_stapling_max_size $bad: refused");
 }
+
+for my $bad (['ssl_stapling_max_age', '0'], ['ssl_stapling_max_age', 'soon'],
+	['ssl_stapling_time_skew', '-1'], ['ssl_stapling_time_skew', 'off'])
+{
+	my ($d, $v) = @$bad;
+	$t->write_config("$d $v;\nevents { }\n$server");
+	($rc, $out) = $t->test_config;
+	like($out, qr/\[emerg\] invalid value "\Q$v\E"/, "$d $v: refused");
+}
+for my $good (['ssl_stapling_max_age', 'off'], ['ssl_stapling_max_age', '"1h 30m"'],
+	['ssl_stapling_time_skew', '0'])
+{
+	my ($d, $v) = @$good;
+	$t->write_config("$d $v;\nevents { }\n$server");
+	($rc, $out) = $t->test_config;
+	is($rc, 0, "$d $v: accepted");
+}
+
+for my $bad (['https://p:3128', qr/invalid "ssl_stapling_proxy": only http:\/\/ responders are supported/],
+	['http://user@p:3128', qr/invalid "ssl_stapling_proxy": invalid URL, expected http:\/\/\[user:password\@\]host:port/])
+{
+	my ($v, $msg) = @$bad;
+	$t->write_config("events { }\nhttp {\n    ssl_stapling_proxy $v;\n}\n");
+	($rc, $out) = $t->test_config;
+	like($out, qr/\[emerg\] $msg/, "ssl_stapling_proxy $v: refused");
+}
+$t->write_config("events { }\nhttp {\n    ssl_stapling_proxy http://a:1;\n    ssl_stapling_proxy off;\n}\n");
+($rc, $out) = $t->test_config;
+like($out, qr/\[emerg\] "ssl_stapling_proxy" directive is duplicate/, 'ssl_stapling_proxy twice: "is duplicate"');
+SKIP: {
+	skip 'stream servers have ssl_stapling since nginx 1.27.2', 1 unless $t->stream_stapling;
+	$t->write_config("events { }\nstream {\n    ssl_stapling_proxy http://proxy.test:3128;\n"
+		. "    server {\n        listen 127.0.0.1:%%PORT_1%%;\n        ssl_stapling_proxy off;\n"
+		. "        return x;\n    }\n}\n");
+	($rc, $out) = $t->test_config;
+	is($rc, 0, 'ssl_stapling_proxy in stream and a stream server: accepted') or diag($out);
+}
+
+$t->write_config("events { }\nhttp {\n    server {\n        listen 127.0.0.1:%%PORT_1%%;\n"
+	. "        location / { ssl_stapling_status now; }\n    }\n}\n");
+($rc, $out) = $t->test_config;
+like($out, qr/\[emerg\] invalid value "now", it must be "refresh" or nothing/, 'ssl_stapling_status now: refused');
 
 # The default: a 20 KB response is not stapled, and the log says why.
 # (Stapled, it would make TLS 1.2 handshakes of OpenSSL clients fail.)

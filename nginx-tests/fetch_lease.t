@@ -22,8 +22,7 @@ events { }
 http {
     server {
         listen 127.0.0.1:%%PORT_0%% ssl;
-        ssl_certificate lease.chain.crt;
-        ssl_certificate_key lease.key;
+        %%CERT lease%%
         ssl_stapling on;
         ssl_stapling_responder http://127.0.0.1:$faults/lease/;
     }
@@ -32,10 +31,10 @@ EOF
 $t->run(workers => 2);
 
 my $fetching = qr/\[info\] (\d+)#\d+: ssl_stapling: fetching OCSP response for certificate "[^"]*\/lease\.chain\.crt"/;
-ok(wait_for(sub { $t->read_log =~ $fetching }, 5), 'a worker started fetching');
+my $requests = sub { my $c = $t->read_file('lease.count'); scalar(() = $c =~ /\n/g) };
+ok(wait_for(sub { $t->read_log =~ $fetching && $requests->() >= 1 }, 5),
+	'a worker started fetching, the responder holds its request');
 my ($holder) = $t->read_log =~ $fetching;
-my @fetchers = $t->read_log =~ /$fetching/g;
-is(scalar @fetchers, 1, 'exactly one worker fetches');
 
 $t->write_file('lease.mode', 'good');
 kill 'KILL', $holder;
@@ -45,6 +44,15 @@ my $fetched = qr/\[info\] (\d+)#\d+: ssl_stapling: OCSP response for certificate
 ok(wait_for(sub { $t->read_log =~ $fetched }, 20), 'the lease was taken over and the fetch done');
 my ($by) = $t->read_log =~ $fetched;
 isnt($by, $holder, 'by another worker');
+like($t->read_log, qr/\[notice\] $by#\d+: ssl_stapling: certificate "[^"]*\/lease\.chain\.crt": taking over the fetch from worker $holder, which exited/,
+	'which said it took the fetch over from the killed worker');
 ok(wait_for(sub { $t->handshake($t->port(0))->{staple} }, 5), 'stapled');
+
+# Over the whole run, while the killed worker held the lease for a minute
+# (its fetch hung), the other worker never fetched: one fetch each, two
+# requests in all.
+my @fetchers = $t->read_log =~ /$fetching/g;
+is("@fetchers", "$holder $by", 'one fetch by the lease holder, one by the worker that took it over');
+is($requests->(), 2, 'the responder received two requests');
 
 $t->done;

@@ -21,12 +21,27 @@
 // unsafe fns.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod fetch;
-pub mod module;
-pub mod ocsp;
-pub mod state;
-pub mod status;
-pub mod tls;
+// Private: the compiler then reports what nothing uses.
+mod fetch;
+mod module;
+mod ocsp;
+mod state;
+mod status;
+mod tls;
+
+/// What the fuzz targets (`fuzz/`) feed outside data to: every parser of
+/// bytes that come from a responder, a file or a configuration.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::module::conf_values::{count, on_off, refresh_value, zone_name_and_size, RefreshValue};
+    pub use crate::ocsp::responder::{ResponderUrl, ResponseReader, MAX_BODY};
+    pub use crate::ocsp::response::{
+        check_response, peek_next_update, CertificateStatusId, ChainSignatureCheck, NoSignatureCheck,
+        TimeRules,
+    };
+    pub use crate::state::certificate::{tls_features, StapleKey};
+    pub use crate::state::store::read_file;
+}
 
 // The symbols nginx looks up in a dynamic module (nginx's own build system,
 // feature nginx-build, generates the module list itself).

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ngx_ssl_stapling_module::module::conf_values::{count, on_off, refresh_value, zone_name_and_size, RefreshValue};
-use ngx_ssl_stapling_module::ocsp::responder::ResponderUrl;
+use ngx_ssl_stapling_module::fuzzing::{count, on_off, refresh_value, zone_name_and_size, RefreshValue};
+use ngx_ssl_stapling_module::fuzzing::ResponderUrl;
 
 fuzz_target!(|data: &[u8]| {
     if let RefreshValue::Fraction(f) = refresh_value(data) {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ngx_ssl_stapling_module::ocsp::responder::{ResponseReader, MAX_BODY};
+use ngx_ssl_stapling_module::fuzzing::{ResponseReader, MAX_BODY};
 
 fn read(pieces: &[&[u8]]) -> Result<Vec<u8>, String> {
     let mut r = ResponseReader::new();

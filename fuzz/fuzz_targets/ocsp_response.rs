@@ -6,8 +6,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ngx_ssl_stapling_module::ocsp::response::{
-    check_response, peek_next_update, CertificateStatusId, ChainSignatureCheck, NoSignatureCheck,
+use ngx_ssl_stapling_module::fuzzing::{
+    check_response, peek_next_update, CertificateStatusId, ChainSignatureCheck, NoSignatureCheck, TimeRules,
 };
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::X509;
@@ -51,8 +51,13 @@ fuzz_target!(|input: &[u8]| {
         _ => i64::MAX / 2,
     };
     let chain = [f.ca.clone()];
+    // Half the inputs also with a maximum age (ssl_stapling_max_age).
+    let rules = TimeRules {
+        max_age: (pick >= 128).then_some(900),
+        ..TimeRules::default()
+    };
     let result = match (pick / 3) % 3 {
-        0 => check_response(data, &f.id, &NoSignatureCheck, now),
+        0 => check_response(data, &f.id, &NoSignatureCheck, now, &rules),
         verify => check_response(
             data,
             &f.id,
@@ -62,11 +67,13 @@ fuzz_target!(|input: &[u8]| {
                 verify: verify == 2,
             },
             now,
+            &rules,
         ),
     };
     if let Ok(r) = result {
         assert!(r.next_update.is_none_or(|n| n > now));
         assert_eq!(r.der, data);
+        assert!(rules.max_age.is_none_or(|max| now - r.this_update <= max));
     }
     let _ = peek_next_update(data);
 });

@@ -6,9 +6,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use ngx_ssl_stapling_module::state::certificate::StapleKey;
-use ngx_ssl_stapling_module::ocsp::response::{check_response, peek_next_update, CertificateStatusId, NoSignatureCheck};
-use ngx_ssl_stapling_module::state::store::read_file;
+use ngx_ssl_stapling_module::fuzzing::StapleKey;
+use ngx_ssl_stapling_module::fuzzing::{check_response, peek_next_update, CertificateStatusId, NoSignatureCheck, TimeRules};
+use ngx_ssl_stapling_module::fuzzing::read_file;
 use openssl::x509::X509;
 
 fn id() -> &'static CertificateStatusId {
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     match read_file(&path) {
         Ok(der) => {
             assert_eq!(der, data);
-            let _ = check_response(&der, id(), &NoSignatureCheck, 1_700_000_000);
+            let _ = check_response(&der, id(), &NoSignatureCheck, 1_700_000_000, &TimeRules::default());
             let _ = peek_next_update(&der);
         }
         Err(_) => assert!(data.len() > 64 * 1024),

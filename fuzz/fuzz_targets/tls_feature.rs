@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ngx_ssl_stapling_module::state::certificate::tls_features;
+use ngx_ssl_stapling_module::fuzzing::tls_features;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(features) = tls_features(data) {

@@ -11,9 +11,9 @@ use openssl::ocsp::OcspRequest;
 
 use crate::fetch::net::{Connection, Deadline, NetError};
 use crate::module::log::log_info;
-use crate::ocsp::responder::{build_request, HttpError, ResponderUrl, ResponseReader};
+use crate::ocsp::responder::{build_request, HttpError, ProxyUrl, ResponderUrl, ResponseReader};
 use crate::ocsp::response::{
-    check_response, CertificateStatusId, ChainSignatureCheck, CheckedResponse, OcspError,
+    check_response, CertificateStatusId, ChainSignatureCheck, CheckedResponse, OcspError, TimeRules,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +34,37 @@ pub enum FetchError {
     NoMemory,
     #[error("{0}")]
     TooLarge(String),
+    #[error("through proxy {0}: {1}")]
+    Proxy(String, Box<FetchError>),
+    #[error("proxy {proxy} answered HTTP status {code}{}", proxy_reason(*.code))]
+    ProxyStatus { proxy: String, code: u16 },
 }
 
 /// Where and how a certificate's staple is fetched.
 pub struct FetchPlan {
-    pub url: ResponderUrl,
+    /// The responders, tried in order until one answers: the server's
+    /// `ssl_stapling_responder`, else every OCSP URL of the certificate's
+    /// Authority Information Access. Never empty.
+    pub urls: Vec<ResponderUrl>,
     /// The server's `resolver`, when it has name servers.
     pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
+    /// The server's `ssl_stapling_proxy`: responders are reached through it
+    /// (the proxy resolves their names).
+    pub proxy: Option<ProxyUrl>,
+}
+
+impl FetchPlan {
+    /// The responders, for log lines and the status page.
+    pub fn describe(&self) -> String {
+        let urls: Vec<String> = self.urls.iter().map(|u| u.to_string()).collect();
+        urls.join(", ")
+    }
+}
+
+/// A staple fetched, and the responder that answered.
+pub struct Fetched {
+    pub response: CheckedResponse,
+    pub from: String,
 }
 
 pub fn user_agent() -> String {
@@ -115,8 +139,11 @@ fn socket_addr_of(sa: &[u8]) -> Option<std::net::SocketAddr> {
     None
 }
 
-async fn targets(plan: &FetchPlan, log: *mut ngx_log_t) -> Result<Vec<Target>, FetchError> {
-    let url = &plan.url;
+async fn targets(
+    url: &ResponderUrl,
+    plan: &FetchPlan,
+    log: *mut ngx_log_t,
+) -> Result<Vec<Target>, FetchError> {
     if let Some(ip) = url.ip {
         let sa = std::net::SocketAddr::new(ip, url.port);
         return Ok(vec![Target {
@@ -179,44 +206,82 @@ pub struct FetchJob<'a> {
     pub status_id: &'a CertificateStatusId,
     pub check: ChainSignatureCheck<'a>,
     pub plan: &'a FetchPlan,
+    pub rules: &'a TimeRules,
 }
 
-/// Fetches and checks one staple. `now` is read after the response
-/// arrives.
+/// Fetches and checks one staple: from each responder of the plan in
+/// turn until one gives a response that passes the checks, all within one
+/// deadline. `now` is read after a response arrives.
 pub async fn fetch(
     job: FetchJob<'_>,
     timeout_ms: ngx_msec_t,
     log: *mut ngx_log_t,
-) -> Result<CheckedResponse, FetchError> {
-    let FetchJob {
-        name,
-        status_id,
-        check,
-        plan,
-    } = job;
-    let id = status_id.cert_id().ok_or(FetchError::Request)?;
+) -> Result<Fetched, FetchError> {
+    let id = job.status_id.cert_id().ok_or(FetchError::Request)?;
     let mut req = OcspRequest::new().map_err(|_| FetchError::Request)?;
     req.add_id(id).map_err(|_| FetchError::Request)?;
     let der = req.to_der().map_err(|_| FetchError::Request)?;
-    let request = build_request(&plan.url, &der, &user_agent());
-
     let deadline = Deadline::after_ms(timeout_ms);
+    let mut last = FetchError::Net(NetError::TimedOut);
+    let mut urls = job.plan.urls.iter().peekable();
+    while let Some(url) = urls.next() {
+        match fetch_from(&job, url, &der, deadline, log).await {
+            Ok(response) => {
+                return Ok(Fetched {
+                    response,
+                    from: url.to_string(),
+                })
+            }
+            Err(e) => {
+                let Some(next) = urls.peek() else {
+                    return Err(e);
+                };
+                if deadline.remaining().is_none() {
+                    return Err(e);
+                }
+                log_info!(
+                    log,
+                    "OCSP responder {url} for certificate \"{}\": {e}; trying the next one, {next}",
+                    job.name
+                );
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Fetches and checks the staple from one responder, trying each of its
+/// addresses in turn.
+async fn fetch_from(
+    job: &FetchJob<'_>,
+    url: &ResponderUrl,
+    der: &[u8],
+    deadline: Deadline,
+    log: *mut ngx_log_t,
+) -> Result<CheckedResponse, FetchError> {
+    let proxy = job.plan.proxy.as_ref();
+    let request = build_request(url, der, &user_agent(), proxy);
     let mut last = None;
-    for target in targets(plan, log).await? {
+    let connect_to = proxy.map_or(url, |p| &p.url);
+    let targets = targets(connect_to, job.plan, log)
+        .await
+        .map_err(|e| via(proxy, e))?;
+    for target in targets {
         match exchange(&target, &request, log, deadline).await {
             Ok(body) => {
                 let now = nginx_sys::ngx_time();
-                return Ok(check_response(&body, status_id, &check, now)?);
+                return Ok(check_response(&body, job.status_id, &job.check, now, job.rules)?);
             }
             // A bad answer is the responder's answer: other addresses of
             // the same responder would give the same.
-            Err(e @ FetchError::Http(_)) => return Err(e),
+            Err(e @ FetchError::Http(_)) => return Err(via(proxy, e)),
             Err(e) => {
                 log_info!(
                     log,
                     "OCSP responder {} for certificate \"{}\": {e}; trying the next address",
                     target.text,
-                    name
+                    job.name
                 );
                 last = Some(e)
             }
@@ -225,7 +290,32 @@ pub async fn fetch(
             break;
         }
     }
-    Err(last.unwrap_or(FetchError::Net(NetError::TimedOut)))
+    Err(via(proxy, last.unwrap_or(FetchError::Net(NetError::TimedOut))))
+}
+
+fn proxy_reason(code: u16) -> &'static str {
+    match code {
+        407 => " (Proxy Authentication Required: check the credentials of \"ssl_stapling_proxy\")",
+        502 => " (Bad Gateway: it could not reach the responder)",
+        503 => " (Service Unavailable)",
+        504 => " (Gateway Timeout: the responder did not answer it in time)",
+        _ => "",
+    }
+}
+
+/// An error met through a proxy names it: was it the proxy or the
+/// responder behind it? (A 407, 502 or 504 is the proxy's answer.)
+fn via(proxy: Option<&ProxyUrl>, e: FetchError) -> FetchError {
+    match (proxy, e) {
+        (None, e) => e,
+        (Some(p), FetchError::Http(HttpError::Status(code @ (407 | 502 | 503 | 504)))) => {
+            FetchError::ProxyStatus {
+                proxy: p.to_string(),
+                code,
+            }
+        }
+        (Some(p), e) => FetchError::Proxy(p.to_string(), Box::new(e)),
+    }
 }
 
 async fn exchange(

@@ -196,16 +196,36 @@ impl Connection {
         }
     }
 
-    async fn wait_writable(&mut self, deadline: Deadline) -> Result<(), NetError> {
-        let ev = self.event(true);
+    /// Runs `step` until it is done, parking on the read or write event in
+    /// between, within `deadline`.
+    async fn io<T>(
+        &mut self,
+        write: bool,
+        deadline: Deadline,
+        mut step: impl FnMut(*mut ngx_connection_t, *mut ngx_event_t) -> Step<T>,
+    ) -> Result<T, NetError> {
+        let ev = self.event(write);
+        let c = self.c.as_ptr();
         let r = poll_fn(|cx| {
             // SAFETY: ev is live while self is.
-            unsafe {
-                if (*ev).timedout() != 0 {
-                    return Poll::Ready(Err(NetError::TimedOut));
-                }
-                if (*ev).ready() != 0 {
-                    return Poll::Ready(Ok(()));
+            if unsafe { (*ev).timedout() } != 0 {
+                return Poll::Ready(Err(NetError::TimedOut));
+            }
+            match step(c, ev) {
+                Step::Done(r) => return Poll::Ready(r),
+                Step::Wait => {}
+                Step::Again => {
+                    // SAFETY: ev is this live connection's event.
+                    let failed = unsafe {
+                        if write {
+                            ngx_handle_write_event(ev, 0)
+                        } else {
+                            ngx_handle_read_event(ev, 0)
+                        }
+                    } != 0;
+                    if failed {
+                        return Poll::Ready(Err(NetError::Io(if write { "send" } else { "recv" }.into())));
+                    }
                 }
             }
             match self.park(ev, deadline, cx.waker()) {
@@ -218,76 +238,68 @@ impl Connection {
         r
     }
 
-    pub async fn send_all(&mut self, mut data: &[u8], deadline: Deadline) -> Result<(), NetError> {
-        let ev = self.event(true);
-        let c = self.c.as_ptr();
-        let r = poll_fn(|cx| loop {
-            // SAFETY: c and ev are live while self is.
-            unsafe {
-                if (*ev).timedout() != 0 {
-                    return Poll::Ready(Err(NetError::TimedOut));
-                }
-                if data.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
-                let Some(send) = (*c).send else {
-                    return Poll::Ready(Err(NetError::Io("no send".into())));
-                };
-                let n = send(c, data.as_ptr().cast_mut(), data.len());
-                if n > 0 {
-                    data = data.get(n as usize..).unwrap_or_default();
-                    continue;
-                }
-                if n == NGX_AGAIN as isize {
-                    if ngx_handle_write_event(ev, 0) != 0 {
-                        return Poll::Ready(Err(NetError::Io("send".into())));
-                    }
-                    return match self.park(ev, deadline, cx.waker()) {
-                        Ok(()) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                }
-                return Poll::Ready(Err(NetError::Io("send() failed".into())));
+    async fn wait_writable(&mut self, deadline: Deadline) -> Result<(), NetError> {
+        self.io(true, deadline, |_, ev| {
+            // SAFETY: ev is live while the connection is.
+            if unsafe { (*ev).ready() } != 0 {
+                Step::Done(Ok(()))
+            } else {
+                Step::Wait
             }
         })
-        .await;
-        self.settle(ev);
-        r
+        .await
+    }
+
+    pub async fn send_all(&mut self, mut data: &[u8], deadline: Deadline) -> Result<(), NetError> {
+        self.io(true, deadline, |c, _| loop {
+            if data.is_empty() {
+                return Step::Done(Ok(()));
+            }
+            // SAFETY: c is live while the connection is.
+            let Some(send) = (unsafe { (*c).send }) else {
+                return Step::Done(Err(NetError::Io("no send".into())));
+            };
+            // SAFETY: nginx's send handler, with a buffer of data.len() bytes.
+            let n = unsafe { send(c, data.as_ptr().cast_mut(), data.len()) };
+            if n > 0 {
+                data = data.get(n as usize..).unwrap_or_default();
+            } else if n == NGX_AGAIN as isize {
+                return Step::Again;
+            } else {
+                return Step::Done(Err(NetError::Io("send() failed".into())));
+            }
+        })
+        .await
     }
 
     /// Reads what is there; Ok(0) at the end of the stream.
     pub async fn recv(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, NetError> {
-        let ev = self.event(false);
-        let c = self.c.as_ptr();
-        let r = poll_fn(|cx| {
-            // SAFETY: c and ev are live while self is.
-            unsafe {
-                if (*ev).timedout() != 0 {
-                    return Poll::Ready(Err(NetError::TimedOut));
-                }
-                let Some(recv) = (*c).recv else {
-                    return Poll::Ready(Err(NetError::Io("no recv".into())));
-                };
-                let n = recv(c, buf.as_mut_ptr(), buf.len());
-                if n >= 0 {
-                    return Poll::Ready(Ok(n as usize));
-                }
-                if n == NGX_AGAIN as isize {
-                    if ngx_handle_read_event(ev, 0) != 0 {
-                        return Poll::Ready(Err(NetError::Io("recv".into())));
-                    }
-                    return match self.park(ev, deadline, cx.waker()) {
-                        Ok(()) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                }
-                Poll::Ready(Err(NetError::Io("recv() failed".into())))
+        self.io(false, deadline, |c, _| {
+            // SAFETY: c is live while the connection is.
+            let Some(recv) = (unsafe { (*c).recv }) else {
+                return Step::Done(Err(NetError::Io("no recv".into())));
+            };
+            // SAFETY: nginx's recv handler, with a buffer of buf.len() bytes.
+            let n = unsafe { recv(c, buf.as_mut_ptr(), buf.len()) };
+            if n >= 0 {
+                Step::Done(Ok(n as usize))
+            } else if n == NGX_AGAIN as isize {
+                Step::Again
+            } else {
+                Step::Done(Err(NetError::Io("recv() failed".into())))
             }
         })
-        .await;
-        self.settle(ev);
-        r
+        .await
     }
+}
+
+/// What one attempt at I/O came to.
+enum Step<T> {
+    Done(Result<T, NetError>),
+    /// Not yet: wait for the event, which is already armed.
+    Wait,
+    /// Would block: arm the event, then wait.
+    Again,
 }
 
 impl Drop for Connection {

@@ -13,14 +13,14 @@ use std::time::Duration;
 use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
 use ngx::async_::{sleep, spawn, Task};
 
-use crate::fetch::exchange::{fetch, FetchError, FetchJob};
-use crate::module::log::{log_alert, log_info, log_prefixed};
-use crate::ocsp::response::{CertStatus, CheckedResponse};
+use crate::fetch::exchange::{fetch, FetchError, FetchJob, Fetched};
+use crate::module::log::{log_alert, log_info, log_notice, log_prefixed};
+use crate::ocsp::response::CertStatus;
 use crate::ocsp::schedule;
 use crate::state::certificate::Certificate;
 use crate::state::registry::{size_problem, StaplingContext};
 use crate::state::wakeup::Wakeup;
-use crate::state::zone::{FetchResult, StapleSource, Zone};
+use crate::state::zone::{Entry, NotYet, Zone};
 
 /// The longest a worker sleeps between looks at the zone: how soon it
 /// notices a lease left by a dead worker, or work for a new certificate.
@@ -116,7 +116,9 @@ impl<F: std::future::Future<Output = ()>> std::future::Future for CatchPanic<F> 
 }
 
 enum Claim {
-    Fetch,
+    /// This worker fetches; the lease was taken over from that worker (it
+    /// exited, or overran its deadline) if there is one.
+    Fetch(Option<i32>),
     Later(i64),
 }
 
@@ -180,7 +182,15 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
             }
             match claim(ctx, zone, &cert) {
                 Claim::Later(at) => wake = wake.min(at),
-                Claim::Fetch => {
+                Claim::Fetch(previous) => {
+                    if let Some(previous) = previous {
+                        log_notice!(
+                            log,
+                            "certificate \"{}\": taking over the fetch from worker {previous}, \
+                             which exited or overran its deadline",
+                            cert.name
+                        );
+                    }
                     cursor = i + 1;
                     in_flight.set(in_flight.get() + 1);
                     let in_flight = in_flight.clone();
@@ -210,15 +220,20 @@ async fn fetch_one(ctx: &StaplingContext, zone: Zone, cert: &Certificate, log: *
     };
     log_info!(
         log,
-        "fetching OCSP response for certificate \"{}\" from {}",
+        "fetching OCSP response for certificate \"{}\" from {}{}",
         cert.name,
-        plan.url
+        plan.describe(),
+        plan.proxy
+            .as_ref()
+            .map(|p| format!(" through proxy {p}"))
+            .unwrap_or_default()
     );
     let job = FetchJob {
         name: &cert.name,
         status_id: &cert.status_id,
         check: cert.signature_check(),
         plan,
+        rules: &ctx.settings.time,
     };
     let result = fetch(job, ctx.settings.fetch_timeout_ms, log).await;
     if exiting() {
@@ -229,20 +244,17 @@ async fn fetch_one(ctx: &StaplingContext, zone: Zone, cert: &Certificate, log: *
 
 fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate) -> Claim {
     let now = now();
-    let me = pid();
     let mut z = zone.lock();
-    let Some(e) = z.find(&cert.key) else {
+    let Some(mut e) = z.find(&cert.key) else {
         return Claim::Later(now + MAX_IDLE_SECS);
     };
-    if e.next_refresh > now {
-        return Claim::Later(e.next_refresh);
+    let until = now + ctx.settings.lease_secs();
+    match e.take_lease(pid(), now, until, |holder, held_until| {
+        schedule::may_take_lease(holder, held_until, pid(), now, alive)
+    }) {
+        Ok(previous) => Claim::Fetch(previous),
+        Err(NotYet(at)) => Claim::Later(at),
     }
-    if !schedule::may_take_lease(e.lease_pid, e.lease_until, me, now, alive) {
-        return Claim::Later(e.lease_until);
-    }
-    e.lease_pid = me;
-    e.lease_until = now + ctx.settings.lease_secs();
-    Claim::Fetch
 }
 
 /// Stores what a fetch brought (or counts its failure) and schedules the
@@ -251,118 +263,104 @@ fn apply(
     ctx: &StaplingContext,
     zone: Zone,
     cert: &Certificate,
-    result: Result<CheckedResponse, FetchError>,
+    result: Result<Fetched, FetchError>,
     log: *mut ngx_log_t,
 ) {
     let now = now();
     let random = nginx_sys::ngx_random() as u32;
     let policy = &ctx.settings.policy;
-    let url = cert.plan.as_ref().map(|p| p.url.to_string()).unwrap_or_default();
     let name = &cert.name;
+    // The responder that answered, or (on failure) those tried.
+    let mut url = cert.plan.as_ref().map(|p| p.describe()).unwrap_or_default();
+    let result = result.and_then(|f| {
+        url = f.from;
+        match size_problem(f.response.der.len(), ctx.settings.max_staple_bytes) {
+            Some(why) => Err(FetchError::TooLarge(why)),
+            None => Ok(f.response),
+        }
+    });
     let mut z = zone.lock();
-    let Some(e) = z.find(&cert.key).map(|e| e as *mut crate::state::zone::Entry) else {
+    let Some(mut e) = z.find(&cert.key) else {
         return;
     };
-    // SAFETY: the entry stays allocated while we hold the lock; the raw
-    // pointer only ends `find`'s borrow of the guard.
-    let e = unsafe { &mut *e };
-    e.lease_pid = 0;
-    e.lease_until = 0;
-    e.last_fetch = now;
+    e.end_fetch(now);
     let mut persist: Option<Option<Vec<u8>>> = None;
-    let result = result.and_then(
-        |r| match size_problem(r.der.len(), ctx.settings.max_staple_bytes) {
-            Some(why) => Err(FetchError::TooLarge(why)),
-            None => Ok(r),
-        },
-    );
-
-    let outcome: (usize, String) = match result {
+    let outcome: Option<(usize, String)> = match result {
         Ok(resp) if resp.status == CertStatus::Revoked && !ctx.settings.serve_revoked => {
-            let new = e.status != CertStatus::Revoked || e.this_update != resp.this_update;
-            z.clear(e);
-            e.last_result = FetchResult::Revoked;
+            let new = e.is_new_revocation(&resp);
+            let next = schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
+            e.record_revoked(&resp, next);
             persist = Some(None);
-            e.status = CertStatus::Revoked;
-            e.this_update = resp.this_update;
-            e.next_update = resp.next_update.unwrap_or(0);
-            e.fetch_ok += 1;
-            e.failures = 0;
-            e.set_last_error("certificate is revoked");
-            e.next_refresh = schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
-            if !new {
-                drop(z);
-                ctx.persist(cert, None, log);
-                return;
-            }
-            (
-                NGX_LOG_ERR as usize,
-                format!(
-                    "certificate \"{name}\" is revoked (OCSP response from {url}); \
-                     its staple is no longer served"
-                ),
-            )
+            // Said once, not at every refresh.
+            new.then(|| {
+                (
+                    NGX_LOG_ERR as usize,
+                    format!(
+                        "certificate \"{name}\" is revoked (OCSP response from {url}); \
+                         its staple is no longer served"
+                    ),
+                )
+            })
         }
-        Ok(resp) if resp.status == CertStatus::Unknown => fail(
-            e,
+        Ok(resp) if resp.status == CertStatus::Unknown => Some(fail(
+            &mut e,
             policy,
             now,
             random,
             name,
             &url,
             "certificate status \"unknown\" in the OCSP response",
-        ),
-        Ok(resp) => match z.store(e, &resp, StapleSource::Fetched, now) {
-            Ok(()) => {
-                e.last_result = FetchResult::Ok;
-                persist = Some(Some(resp.der.clone()));
-                e.fetch_ok += 1;
-                e.failures = 0;
-                e.set_last_error("");
-                e.next_refresh =
-                    schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
-                (
-                    NGX_LOG_INFO as usize,
-                    format!(
-                        "OCSP response for certificate \"{name}\" fetched from {url}: {}, \
-                         {} bytes, next fetch in {} s",
-                        resp.status.as_str(),
-                        resp.der.len(),
-                        e.next_refresh - now
-                    ),
-                )
-            }
-            Err(full) => {
-                // Once per configuration at crit; the slab pool's own
-                // no-memory lines are off.
-                let first = z.take_full_warning();
-                let (_, msg) = fail(e, policy, now, random, name, &url, &full.to_string());
-                if first {
-                    (
-                        NGX_LOG_CRIT as usize,
+        )),
+        Ok(resp) => {
+            let next = schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
+            match e.record_fetched(&resp, now, next) {
+                Ok(()) => {
+                    persist = Some(Some(resp.der.clone()));
+                    Some((
+                        NGX_LOG_INFO as usize,
                         format!(
-                            "{msg}; about {} KB needed: raise its size with \"ssl_stapling_zone\"",
-                            ctx.zone_bytes_needed().div_ceil(1024)
+                            "OCSP response for certificate \"{name}\" fetched from {url}: {}, \
+                             {} bytes, next fetch in {} s",
+                            resp.status.as_str(),
+                            resp.der.len(),
+                            next - now
                         ),
-                    )
-                } else {
-                    (NGX_LOG_DEBUG as usize, msg)
+                    ))
+                }
+                Err(full) => {
+                    let (_, msg) = fail(&mut e, policy, now, random, name, &url, &full.to_string());
+                    // Once per configuration at crit; the slab pool's own
+                    // no-memory lines are off.
+                    Some(if z.take_full_warning() {
+                        (
+                            NGX_LOG_CRIT as usize,
+                            format!(
+                                "{msg}; about {} KB needed: raise its size with \"ssl_stapling_zone\"",
+                                ctx.zone_bytes_needed().div_ceil(1024)
+                            ),
+                        )
+                    } else {
+                        (NGX_LOG_DEBUG as usize, msg)
+                    })
                 }
             }
-        },
-        Err(err) => fail(e, policy, now, random, name, &url, &err.to_string()),
+        }
+        Err(err) => Some(fail(&mut e, policy, now, random, name, &url, &err.to_string())),
     };
     drop(z);
     if let Some(der) = persist {
         ctx.persist(cert, der.as_deref(), log);
     }
-    let (level, msg) = outcome;
-    log_prefixed!(level, log, "{msg}");
+    if let Some((level, msg)) = outcome {
+        log_prefixed!(level, log, "{msg}");
+    }
 }
 
+/// Counts a failed fetch and says when the next one is, with a line that
+/// tells whether the previous staple is still served.
 #[allow(clippy::too_many_arguments)]
 fn fail(
-    e: &mut crate::state::zone::Entry,
+    e: &mut Entry,
     policy: &schedule::Policy,
     now: i64,
     random: u32,
@@ -370,12 +368,9 @@ fn fail(
     url: &str,
     cause: &str,
 ) -> (usize, String) {
-    e.failures = e.failures.saturating_add(1);
-    e.fetch_failed += 1;
-    e.last_result = FetchResult::Failed;
-    e.set_last_error(cause);
-    let kept = e.servable(now).map(|_| e.next_update);
-    e.next_refresh = schedule::after_failure(policy, e.failures, kept.filter(|&n| n != 0), now, random);
+    let kept = e.record_failure(cause, now, |failures, kept| {
+        schedule::after_failure(policy, failures, kept, now, random)
+    });
     let kept = match kept {
         Some(0) => "; the previous staple is still served".to_string(),
         Some(n) => format!(
@@ -389,7 +384,7 @@ fn fail(
         format!(
             "cannot fetch OCSP response for certificate \"{name}\" from {url}: {cause}; \
              retry in {} s{kept}",
-            e.next_refresh - now
+            e.next_refresh() - now
         ),
     )
 }

@@ -6,45 +6,28 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_int_t, ngx_module_t, ngx_msec_t,
-    ngx_parse_size, ngx_parse_time, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, ngx_uint_t,
-    NGX_CONF_TAKE1, NGX_CORE_MODULE, NGX_DIRECT_CONF, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_WARN,
-    NGX_MAIN_CONF, NGX_PROCESS_SIGNALLER,
+    ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_int_t, ngx_module_t,
+    ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_CORE_MODULE,
+    NGX_DIRECT_CONF, NGX_LOG_EMERG, NGX_LOG_WARN, NGX_MAIN_CONF, NGX_PROCESS_SIGNALLER,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 
-use super::conf_values;
-use super::discover;
 use super::guard::guard;
-use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module, BlockConf, StoreSetting};
+use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module};
 use super::log::{log, log_crit};
+use super::main_directives::{
+    set_dynamic_max, set_fetch_concurrency, set_fetch_timeout, set_max_age, set_max_size, set_refresh,
+    set_serve_revoked, set_time_skew, set_zone, MainConf, DEFAULT_ZONE_NAME, DEFAULT_ZONE_SIZE,
+};
+use super::store_setup::store_of;
+use super::{arg, command, discover};
 use crate::fetch::worker;
-use crate::ocsp::responder;
-use crate::ocsp::schedule::Refresh;
 use crate::state::registry::{self, Settings, StaplingContext};
-use crate::state::{store, zone};
+use crate::state::zone;
 use crate::tls::callback;
 
 const NGX_OK: ngx_int_t = Status::NGX_OK.0;
 const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
-
-const DEFAULT_ZONE_NAME: &str = "ssl_stapling";
-/// The smallest zone made without "ssl_stapling_zone".
-const DEFAULT_ZONE_SIZE: usize = 1024 * 1024;
-/// nginx refuses slab zones under 8 pages.
-const MIN_ZONE_SIZE: usize = 32 * 1024;
-
-/// The module's main configuration.
-struct MainConf {
-    zone_name: Option<Vec<u8>>,
-    zone_size: usize,
-    settings: Settings,
-    /// The cycle's context, for the workers (null when nothing staples).
-    ctx: *mut StaplingContext,
-    /// The directives already given (their command's address): a second
-    /// one is "is duplicate", as nginx says for its own.
-    seen: Vec<usize>,
-}
 
 /// The `set` handler nginx calls for one of our main-context directives:
 /// refuses a duplicate, then runs `set`, turning a panic (a bug) into an
@@ -62,6 +45,9 @@ macro_rules! main_setter {
                 // (made by create_conf); every main directive takes one
                 // argument, which nginx counted.
                 let (conf, value) = unsafe { (&mut *(conf as *mut MainConf), arg(cf, 1)) };
+                let Some(value) = value else {
+                    return NGX_CONF_ERROR;
+                };
                 if conf.seen.contains(&(cmd as usize)) {
                     return c"is duplicate".as_ptr().cast_mut();
                 }
@@ -85,6 +71,8 @@ main_setter!(cmd_fetch_concurrency, set_fetch_concurrency);
 main_setter!(cmd_dynamic_max, set_dynamic_max);
 main_setter!(cmd_serve_revoked, set_serve_revoked);
 main_setter!(cmd_max_size, set_max_size);
+main_setter!(cmd_max_age, set_max_age);
+main_setter!(cmd_time_skew, set_time_skew);
 
 /// The zone's name must outlive the cycle's shm list: keep it in the pool.
 struct ZoneName(Vec<u8>);
@@ -102,42 +90,6 @@ unsafe extern "C" fn create_conf(cycle: *mut ngx_cycle_t) -> *mut c_void {
         })
         .cast()
     })
-}
-
-/// `ssl_stapling_zone name:size;`
-fn set_zone(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
-    let Some((name, size)) = conf_values::zone_name_and_size(value.as_bytes()) else {
-        ngx::ngx_conf_log_error!(
-            NGX_LOG_EMERG,
-            cf,
-            "invalid zone \"{}\", expected name:size",
-            value
-        );
-        return NGX_CONF_ERROR;
-    };
-    let mut size_str = ngx_str_t {
-        len: size.len(),
-        data: size.as_ptr().cast_mut(),
-    };
-    // SAFETY: parses the string it is given (a copy pointing into `value`).
-    let size = unsafe { ngx_parse_size(&mut size_str) };
-    if size < 0 {
-        ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid zone \"{}\"", value);
-        return NGX_CONF_ERROR;
-    }
-    let size = size as usize;
-    if size < MIN_ZONE_SIZE {
-        ngx::ngx_conf_log_error!(
-            NGX_LOG_EMERG,
-            cf,
-            "zone \"{}\" is too small, the minimum is 32k",
-            value
-        );
-        return NGX_CONF_ERROR;
-    }
-    conf.zone_name = Some(name.to_vec());
-    conf.zone_size = size;
-    NGX_CONF_OK
 }
 
 /// Runs once the whole configuration is parsed: every http and stream
@@ -166,7 +118,15 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
         return NGX_CONF_OK;
     }
     // SAFETY: the contract above.
-    let servers = unsafe { discover::ssl_servers(cycle) };
+    let servers = unsafe {
+        discover::ssl_servers(
+            cycle,
+            discover::OwnIndexes {
+                http: ngx_ssl_stapling_http_module.ctx_index,
+                stream: ngx_ssl_stapling_stream_module.ctx_index,
+            },
+        )
+    };
     if !servers.iter().any(|s| s.stapling) {
         // Nothing to take over; only must-staple warnings to give.
         // SAFETY: the servers' SSL contexts are the live cycle's.
@@ -267,95 +227,6 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
     NGX_CONF_OK
 }
 
-/// The store `ssl_stapling_store` names in the http and stream blocks
-/// (the same one, or only one of them), prepared for the workers: created
-/// if missing, checked writable by the worker user. A store the workers
-/// cannot write is one error now, and staples are then only read from it.
-///
-/// # Safety
-/// `cycle`'s configuration has been parsed.
-unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::Store>, String> {
-    let block = |name: &std::ffi::CStr, index: ngx_uint_t| -> StoreSetting {
-        // SAFETY: the contract above: a block's main_conf array holds each
-        // of its modules' main configuration, ours a BlockConf.
-        unsafe {
-            match discover::block_ctx(cycle, name) {
-                Some(ctx) if !(*ctx).main_conf.is_null() => {
-                    let conf = *(*ctx).main_conf.add(index) as *const BlockConf;
-                    if conf.is_null() {
-                        StoreSetting::Unset
-                    } else {
-                        (*conf).store.clone()
-                    }
-                }
-                _ => StoreSetting::Unset,
-            }
-        }
-    };
-    // SAFETY: the module statics are read once nginx has set their indexes.
-    let (http_index, stream_index) = unsafe {
-        (
-            ngx_ssl_stapling_http_module.ctx_index,
-            ngx_ssl_stapling_stream_module.ctx_index,
-        )
-    };
-    let http = block(c"ngx_http_module", http_index);
-    let stream = block(c"ngx_stream_module", stream_index);
-    let dir = match (http, stream) {
-        (StoreSetting::Dir(a), StoreSetting::Dir(b)) if a != b => {
-            return Err(format!(
-                "\"ssl_stapling_store\" is \"{a}\" in http and \"{b}\" in stream: \
-                 there is one store, name the same directory or only one"
-            ))
-        }
-        (StoreSetting::Dir(a), _) | (_, StoreSetting::Dir(a)) => a,
-        _ => return Ok(None),
-    };
-    let path = std::path::PathBuf::from(&dir);
-    // SAFETY: nginx's globals and the cycle, read in the single-threaded
-    // master.
-    let (test_config, log_) = unsafe { (nginx_sys::ngx_test_config, (*cycle).log) };
-    let writable = if test_config != 0 {
-        true
-    } else {
-        // SAFETY: the contract above.
-        match store::prepare(&path, unsafe { worker_identity(cycle) }) {
-            Ok(()) => true,
-            Err(e) => {
-                log!(
-                    NGX_LOG_ERR,
-                    log_,
-                    "ssl_stapling_store \"{dir}\": {e}; staples are not written to it, \
-                     so they are not kept across restarts"
-                );
-                false
-            }
-        }
-    };
-    Ok(Some(store::Store { dir: path, writable }))
-}
-
-/// The user and group the workers will run as, when the master is root.
-///
-/// # Safety
-/// `cycle`'s configuration has been parsed.
-unsafe fn worker_identity(cycle: *mut ngx_cycle_t) -> Option<(libc::uid_t, libc::gid_t)> {
-    // SAFETY: a plain system call.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    // SAFETY: the contract above: the core module's slot holds its
-    // ngx_core_conf_t.
-    unsafe {
-        let ccf =
-            *(*cycle).conf_ctx.add(nginx_sys::ngx_core_module.index) as *const nginx_sys::ngx_core_conf_t;
-        if ccf.is_null() || (*ccf).user == libc::uid_t::MAX {
-            return None;
-        }
-        Some(((*ccf).user, (*ccf).group))
-    }
-}
-
 /// Zone init, in the master after every (re)configuration, before workers
 /// start: the staples of this configuration go in before anyone asks.
 unsafe extern "C" fn init_zone(shm: *mut ngx_shm_zone_t, _odata: *mut c_void) -> ngx_int_t {
@@ -387,151 +258,6 @@ unsafe fn init_zone_inner(shm: *mut ngx_shm_zone_t) -> ngx_int_t {
             NGX_OK
         }
     }
-}
-
-/// The directive's argument `i` (0 is its name).
-///
-/// # Safety
-/// `cf` is the configuration nginx is parsing, in a directive handler whose
-/// argument count nginx checked to be more than `i`.
-unsafe fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
-    // SAFETY: the contract above.
-    unsafe { &*((*(*cf).args).elts as *mut ngx_str_t).add(i) }
-}
-
-/// `ssl_stapling_fetch_timeout time;`: one deadline for connecting to the
-/// responder, sending the request and reading the response.
-fn set_fetch_timeout(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
-    let mut v = *value;
-    // SAFETY: parses the string it is given.
-    let ms = unsafe { ngx_parse_time(&mut v, 0) };
-    if ms <= 0 {
-        ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{}\"", value);
-        return NGX_CONF_ERROR;
-    }
-    conf.settings.fetch_timeout_ms = ms as ngx_msec_t;
-    NGX_CONF_OK
-}
-
-/// `ssl_stapling_refresh fraction | time;`: "0.5" or "50%" of the
-/// response's validity, or a fixed interval such as "1h".
-fn set_refresh(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
-    let refresh = match conf_values::refresh_value(value.as_bytes()) {
-        conf_values::RefreshValue::Fraction(f) => Refresh::Fraction(f),
-        conf_values::RefreshValue::BadFraction => {
-            ngx::ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "fraction \"{}\" must be between 0 and 1",
-                value
-            );
-            return NGX_CONF_ERROR;
-        }
-        conf_values::RefreshValue::Time => {
-            let mut v = *value;
-            // SAFETY: parses the string it is given.
-            let secs = unsafe { ngx_parse_time(&mut v, 1) };
-            if secs <= 0 {
-                ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{}\"", value);
-                return NGX_CONF_ERROR;
-            }
-            Refresh::Interval(secs as i64)
-        }
-    };
-    conf.settings.policy.refresh = refresh;
-    NGX_CONF_OK
-}
-
-/// The directive's argument as a count within `range`, or `[emerg]`.
-fn count_arg(
-    cf: *mut ngx_conf_t,
-    value: &ngx_str_t,
-    range: std::ops::RangeInclusive<usize>,
-) -> Option<usize> {
-    let n = conf_values::count(value.as_bytes(), range.clone());
-    if n.is_none() {
-        ngx::ngx_conf_log_error!(
-            NGX_LOG_EMERG,
-            cf,
-            "invalid value \"{}\", it must be {}..{}",
-            value,
-            range.start(),
-            range.end()
-        );
-    }
-    n
-}
-
-/// `ssl_stapling_fetch_concurrency number;`: fetches each worker runs at
-/// the same time (the responder sees at most this times the workers).
-fn set_fetch_concurrency(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
-    match count_arg(cf, value, 1..=1024) {
-        Some(n) => {
-            conf.settings.fetch_concurrency = n;
-            NGX_CONF_OK
-        }
-        None => NGX_CONF_ERROR,
-    }
-}
-
-/// `ssl_stapling_dynamic_max number;`: certificates loaded by variables
-/// kept in the zone (least recently used evicted).
-fn set_dynamic_max(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
-    match count_arg(cf, value, 1..=1_000_000) {
-        Some(n) => {
-            conf.settings.dynamic_max = n;
-            NGX_CONF_OK
-        }
-        None => NGX_CONF_ERROR,
-    }
-}
-
-/// `ssl_stapling_max_size size;`: the largest OCSP response stapled
-/// (16k by default, as nginx's own code; at most what is read, 64k). Over
-/// 16k is a warning: TLS 1.2 OpenSSL clients refuse such a staple.
-fn set_max_size(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
-    let mut v = *value;
-    // SAFETY: parses the string it is given.
-    let size = unsafe { ngx_parse_size(&mut v) };
-    if size < 1024 || size as usize > responder::MAX_BODY {
-        ngx::ngx_conf_log_error!(
-            NGX_LOG_EMERG,
-            cf,
-            "invalid value \"{}\", it must be 1k..64k",
-            value
-        );
-        return NGX_CONF_ERROR;
-    }
-    if size as usize > registry::DEFAULT_MAX_STAPLE_BYTES {
-        // OpenSSL clients take a CertificateStatus message (TLS 1.2) of at
-        // most 16 KB and abort the handshake on a larger one ("illegal
-        // parameter"); in TLS 1.3 the staple travels with the certificate.
-        ngx::ngx_conf_log_error!(
-            NGX_LOG_WARN,
-            cf,
-            "a staple over 16k makes TLS 1.2 handshakes with OpenSSL clients fail \
-             (\"illegal parameter\"): raise \"ssl_stapling_max_size\" only for TLSv1.3 servers"
-        );
-    }
-    conf.settings.max_staple_bytes = size as usize;
-    NGX_CONF_OK
-}
-
-/// `ssl_stapling_serve_revoked on | off;`
-fn set_serve_revoked(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut MainConf) -> *mut c_char {
-    conf.settings.serve_revoked = match conf_values::on_off(value.as_bytes()) {
-        Some(v) => v,
-        None => {
-            ngx::ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "invalid value \"{}\", it must be \"on\" or \"off\"",
-                value
-            );
-            return NGX_CONF_ERROR;
-        }
-    };
-    NGX_CONF_OK
 }
 
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
@@ -569,32 +295,41 @@ static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
     init_conf: Some(init_conf),
 };
 
-const MAIN_TAKE1: ngx_uint_t = (NGX_MAIN_CONF | NGX_DIRECT_CONF | NGX_CONF_TAKE1) as ngx_uint_t;
+const MAIN_TAKE1: u32 = NGX_MAIN_CONF | NGX_DIRECT_CONF | NGX_CONF_TAKE1;
 
-const fn command(
-    name: ngx_str_t,
-    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
-) -> ngx_command_t {
-    ngx_command_t {
-        name,
-        type_: MAIN_TAKE1,
-        set: Some(set),
-        conf: 0,
-        offset: 0,
-        post: ptr::null_mut(),
-    }
-}
-
-static mut COMMANDS: [ngx_command_t; 8] = [
-    command(ngx::ngx_string!("ssl_stapling_max_size"), cmd_max_size),
-    command(ngx::ngx_string!("ssl_stapling_dynamic_max"), cmd_dynamic_max),
-    command(ngx::ngx_string!("ssl_stapling_zone"), cmd_zone),
-    command(ngx::ngx_string!("ssl_stapling_fetch_timeout"), cmd_fetch_timeout),
-    command(ngx::ngx_string!("ssl_stapling_refresh"), cmd_refresh),
-    command(ngx::ngx_string!("ssl_stapling_serve_revoked"), cmd_serve_revoked),
+static mut COMMANDS: [ngx_command_t; 10] = [
+    command(
+        ngx::ngx_string!("ssl_stapling_max_size"),
+        MAIN_TAKE1,
+        cmd_max_size,
+    ),
+    command(
+        ngx::ngx_string!("ssl_stapling_dynamic_max"),
+        MAIN_TAKE1,
+        cmd_dynamic_max,
+    ),
+    command(ngx::ngx_string!("ssl_stapling_zone"), MAIN_TAKE1, cmd_zone),
+    command(
+        ngx::ngx_string!("ssl_stapling_fetch_timeout"),
+        MAIN_TAKE1,
+        cmd_fetch_timeout,
+    ),
+    command(ngx::ngx_string!("ssl_stapling_refresh"), MAIN_TAKE1, cmd_refresh),
+    command(
+        ngx::ngx_string!("ssl_stapling_serve_revoked"),
+        MAIN_TAKE1,
+        cmd_serve_revoked,
+    ),
     command(
         ngx::ngx_string!("ssl_stapling_fetch_concurrency"),
+        MAIN_TAKE1,
         cmd_fetch_concurrency,
+    ),
+    command(ngx::ngx_string!("ssl_stapling_max_age"), MAIN_TAKE1, cmd_max_age),
+    command(
+        ngx::ngx_string!("ssl_stapling_time_skew"),
+        MAIN_TAKE1,
+        cmd_time_skew,
     ),
     ngx_command_t::empty(),
 ];

@@ -5,18 +5,20 @@
 //! Modules are looked up by name in `cycle->modules`, never by symbol, so
 //! the module loads whether or not a dynamic stream module is present.
 
-use std::ffi::CStr;
+use std::ffi::{c_void, CStr};
 use std::ptr::NonNull;
 
 use foreign_types::ForeignTypeRef;
 use nginx_sys::{
-    ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_main_conf_t,
+    ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_main_conf_t,
     ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_msec_t, ngx_resolver_t, ngx_ssl_t,
     ngx_str_t,
 };
 use openssl::ssl::SslContextRef;
 use openssl::x509::{X509Ref, X509};
 
+use super::srv_conf::{ProxySetting, SrvConf};
+use crate::ocsp::responder::ProxyUrl;
 use crate::state::certificate::Protocol;
 
 /// The stapling settings of one server, read from nginx's own ssl module
@@ -35,6 +37,8 @@ pub struct StaplingServer {
     /// The server's `resolver`, if it has name servers (a resolver without
     /// any makes ngx_resolve_start return a sentinel, not a context).
     pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
+    /// The server's `ssl_stapling_proxy`.
+    pub proxy: Option<ProxyUrl>,
 }
 
 fn usable_resolver(
@@ -55,12 +59,10 @@ impl StaplingServer {
         // SAFETY: as in `ssl_ctx`: the server's ngx_ssl_t is alive, and its
         // `certs` array holds `nelts` certificate pointers.
         unsafe {
-            let certs: &nginx_sys::ngx_array_t = &(*self.ssl).certs;
-            if certs.elts.is_null() {
-                return Vec::new();
-            }
-            let ptrs = std::slice::from_raw_parts(certs.elts as *const *mut openssl_sys::X509, certs.nelts);
-            ptrs.iter()
+            (*self.ssl)
+                .certs
+                .as_slice::<*mut openssl_sys::X509>()
+                .iter()
                 .filter(|p| !p.is_null())
                 .map(|&p| (p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)))
                 .collect()
@@ -157,16 +159,25 @@ pub(crate) unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<
     }
 }
 
+/// This module's http and stream parts' `ctx_index`: where their server
+/// configurations are in a server's `srv_conf`.
+#[derive(Clone, Copy)]
+pub struct OwnIndexes {
+    pub http: usize,
+    pub stream: usize,
+}
+
 /// Every http and stream server with an SSL context, stapling on or off.
 ///
 /// # Safety
-/// `cycle` is a cycle whose configuration has been parsed and not freed.
-pub unsafe fn ssl_servers(cycle: *mut ngx_cycle_t) -> Vec<StaplingServer> {
+/// `cycle` is a cycle whose configuration has been parsed and not freed;
+/// `own` are this module's indexes in it.
+pub unsafe fn ssl_servers(cycle: *mut ngx_cycle_t, own: OwnIndexes) -> Vec<StaplingServer> {
     // SAFETY: the contract above.
     unsafe {
         let mut out = Vec::new();
-        http_servers(cycle, &mut out);
-        stream_servers(cycle, &mut out);
+        http_servers(cycle, own, &mut out);
+        stream_servers(cycle, own, &mut out);
         out
     }
 }
@@ -174,67 +185,129 @@ pub unsafe fn ssl_servers(cycle: *mut ngx_cycle_t) -> Vec<StaplingServer> {
 /// # Safety
 /// `cscf` is a live http server configuration.
 unsafe fn http_server_names(cscf: *mut ngx_http_core_srv_conf_t) -> Vec<String> {
-    // SAFETY: the contract above: server_names holds nelts names.
+    // SAFETY: the contract above: server_names is an array of names.
     unsafe {
-        let names = &(*cscf).server_names;
-        if names.elts.is_null() {
-            return Vec::new();
+        (*cscf)
+            .server_names
+            .as_slice::<nginx_sys::ngx_http_server_name_t>()
+    }
+    .iter()
+    .filter_map(|n| str_of(&n.name))
+    .collect()
+}
+
+/// The `ssl_stapling_proxy` of a server, from this module's server
+/// configuration (null in a block this module did not configure).
+///
+/// # Safety
+/// `conf` is null or a SrvConf made by this module's create_srv_conf.
+unsafe fn proxy_of(conf: *mut c_void) -> Option<ProxyUrl> {
+    // SAFETY: the contract above.
+    match unsafe { (conf as *const SrvConf).as_ref() }.map(|c| &c.proxy) {
+        Some(ProxySetting::Url(url)) => Some(url.clone()),
+        _ => None,
+    }
+}
+
+/// A block's main configuration of its core module: its servers.
+trait CoreMainConf {
+    fn servers(&self) -> &ngx_array_t;
+}
+
+/// What the http and stream ssl modules both keep for a server.
+trait SslSrvConf {
+    fn server(&mut self, protocol: Protocol) -> Option<StaplingServer>;
+}
+
+macro_rules! block_confs {
+    ($main:ty, $ssl:ty) => {
+        impl CoreMainConf for $main {
+            fn servers(&self) -> &ngx_array_t {
+                &self.servers
+            }
         }
-        std::slice::from_raw_parts(
-            names.elts as *const nginx_sys::ngx_http_server_name_t,
-            names.nelts,
-        )
-        .iter()
-        .filter_map(|n| str_of(&n.name))
-        .collect()
+
+        impl SslSrvConf for $ssl {
+            /// The server's stapling settings (no names, no resolver yet);
+            /// none without an SSL context.
+            fn server(&mut self, protocol: Protocol) -> Option<StaplingServer> {
+                (!self.ssl.ctx.is_null()).then(|| StaplingServer {
+                    protocol,
+                    stapling: self.stapling > 0,
+                    names: Vec::new(),
+                    ssl: &mut self.ssl,
+                    verify: self.stapling_verify > 0,
+                    file: str_of(&self.stapling_file),
+                    responder: str_of(&self.stapling_responder),
+                    resolver: None,
+                    proxy: None,
+                })
+            }
+        }
+    };
+}
+
+block_confs!(ngx_http_core_main_conf_t, ngx_http_ssl_srv_conf_t);
+#[cfg(ngx_stream_stapling)]
+block_confs!(
+    nginx_sys::ngx_stream_core_main_conf_t,
+    nginx_sys::ngx_stream_ssl_srv_conf_t
+);
+
+/// A block's servers (core server configurations of type `S`) with its
+/// core and ssl modules; none when the block or a module is missing.
+///
+/// # Safety
+/// As for `ssl_servers`; `M` and `S` are the block's core main and server
+/// configuration types. The ctx of both blocks starts { main_conf,
+/// srv_conf }, which is all that is read of it.
+unsafe fn block_servers<M: CoreMainConf + 'static, S: 'static>(
+    cycle: *mut ngx_cycle_t,
+    names: [&CStr; 3],
+) -> Option<(&'static ngx_module_t, &'static ngx_module_t, &'static [*mut S])> {
+    let [block, core, ssl] = names;
+    // SAFETY: the contract above: the block's main configuration of its
+    // core module is an `M`, whose servers array holds `*mut S`.
+    unsafe {
+        let ctx = block_ctx(cycle, block)?;
+        let core = module_by_name(cycle, core)?;
+        let ssl = module_by_name(cycle, ssl)?;
+        let cmcf = (*(*ctx).main_conf.add(core.ctx_index) as *const M).as_ref()?;
+        Some((core, ssl, cmcf.servers().as_slice::<*mut S>()))
     }
 }
 
 /// # Safety
 /// As for `ssl_servers`.
-unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
+unsafe fn http_servers(cycle: *mut ngx_cycle_t, own: OwnIndexes, out: &mut Vec<StaplingServer>) {
     // SAFETY: as for `ssl_servers`: every configuration followed is part of
-    // the parsed http block, each array holds nelts entries.
+    // the parsed http block.
     unsafe {
-        let (Some(ctx), Some(core), Some(ssl)) = (
-            block_ctx(cycle, c"ngx_http_module"),
-            module_by_name(cycle, c"ngx_http_core_module"),
-            module_by_name(cycle, c"ngx_http_ssl_module"),
+        let Some((core, ssl, servers)) = block_servers::<ngx_http_core_main_conf_t, ngx_http_core_srv_conf_t>(
+            cycle,
+            [
+                c"ngx_http_module",
+                c"ngx_http_core_module",
+                c"ngx_http_ssl_module",
+            ],
         ) else {
             return;
         };
-        let cmcf = *(*ctx).main_conf.add(core.ctx_index) as *mut ngx_http_core_main_conf_t;
-        if cmcf.is_null() || (*cmcf).servers.elts.is_null() {
-            return;
-        }
-        let servers = std::slice::from_raw_parts(
-            (*cmcf).servers.elts as *const *mut ngx_http_core_srv_conf_t,
-            (*cmcf).servers.nelts,
-        );
         for &cscf in servers {
-            if cscf.is_null() || (*cscf).ctx.is_null() {
+            let Some(ctx) = cscf.as_ref().and_then(|c| c.ctx.as_ref()) else {
                 continue;
-            }
-            let sscf = *(*(*cscf).ctx).srv_conf.add(ssl.ctx_index) as *mut ngx_http_ssl_srv_conf_t;
-            if sscf.is_null() || (*sscf).ssl.ctx.is_null() {
-                continue;
-            }
-            let clcf = *(*(*cscf).ctx).loc_conf.add(core.ctx_index) as *mut ngx_http_core_loc_conf_t;
-            let resolver = if clcf.is_null() {
-                None
-            } else {
-                usable_resolver((*clcf).resolver, (*clcf).resolver_timeout)
             };
-            out.push(StaplingServer {
-                protocol: Protocol::Http,
-                stapling: (*sscf).stapling > 0,
-                names: http_server_names(cscf),
-                ssl: &mut (*sscf).ssl,
-                verify: (*sscf).stapling_verify > 0,
-                file: str_of(&(*sscf).stapling_file),
-                responder: str_of(&(*sscf).stapling_responder),
-                resolver,
-            });
+            let sscf = *ctx.srv_conf.add(ssl.ctx_index) as *mut ngx_http_ssl_srv_conf_t;
+            let Some(mut server) = sscf.as_mut().and_then(|c| c.server(Protocol::Http)) else {
+                continue;
+            };
+            let clcf = *ctx.loc_conf.add(core.ctx_index) as *const ngx_http_core_loc_conf_t;
+            server.resolver = clcf
+                .as_ref()
+                .and_then(|c| usable_resolver(c.resolver, c.resolver_timeout));
+            server.names = http_server_names(cscf);
+            server.proxy = proxy_of(*ctx.srv_conf.add(own.http));
+            out.push(server);
         }
     }
 }
@@ -242,50 +315,35 @@ unsafe fn http_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
 /// # Safety
 /// As for `ssl_servers`.
 #[cfg(ngx_stream_stapling)]
-unsafe fn stream_servers(cycle: *mut ngx_cycle_t, out: &mut Vec<StaplingServer>) {
-    // SAFETY: as for `ssl_servers`: every configuration followed is part of
-    // the parsed stream block, each array holds nelts entries.
-    unsafe {
-        use nginx_sys::{ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t, ngx_stream_ssl_srv_conf_t};
+unsafe fn stream_servers(cycle: *mut ngx_cycle_t, own: OwnIndexes, out: &mut Vec<StaplingServer>) {
+    use nginx_sys::{ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t, ngx_stream_ssl_srv_conf_t};
 
-        let (Some(ctx), Some(core), Some(ssl)) = (
-            block_ctx(cycle, c"ngx_stream_module"),
-            module_by_name(cycle, c"ngx_stream_core_module"),
-            module_by_name(cycle, c"ngx_stream_ssl_module"),
+    // SAFETY: as for `ssl_servers`: every configuration followed is part of
+    // the parsed stream block.
+    unsafe {
+        let Some((_, ssl, servers)) = block_servers::<ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t>(
+            cycle,
+            [
+                c"ngx_stream_module",
+                c"ngx_stream_core_module",
+                c"ngx_stream_ssl_module",
+            ],
         ) else {
             return;
         };
-        // ngx_stream_conf_ctx_t is { main_conf, srv_conf }: the same prefix.
-        let cmcf = *(*ctx).main_conf.add(core.ctx_index) as *mut ngx_stream_core_main_conf_t;
-        if cmcf.is_null() || (*cmcf).servers.elts.is_null() {
-            return;
-        }
-        let servers = std::slice::from_raw_parts(
-            (*cmcf).servers.elts as *const *mut ngx_stream_core_srv_conf_t,
-            (*cmcf).servers.nelts,
-        );
         for &cscf in servers {
-            if cscf.is_null() || (*cscf).ctx.is_null() {
+            let Some(c) = cscf.as_ref() else { continue };
+            let Some(ctx) = c.ctx.as_ref() else { continue };
+            let sscf = *ctx.srv_conf.add(ssl.ctx_index) as *mut ngx_stream_ssl_srv_conf_t;
+            let Some(mut server) = sscf.as_mut().and_then(|s| s.server(Protocol::Stream)) else {
                 continue;
-            }
-            let srv_conf = (*(*cscf).ctx).srv_conf;
-            let sscf = *srv_conf.add(ssl.ctx_index) as *mut ngx_stream_ssl_srv_conf_t;
-            if sscf.is_null() || (*sscf).ssl.ctx.is_null() {
-                continue;
-            }
-            out.push(StaplingServer {
-                protocol: Protocol::Stream,
-                stapling: (*sscf).stapling > 0,
-                names: Vec::new(),
-                ssl: &mut (*sscf).ssl,
-                verify: (*sscf).stapling_verify > 0,
-                file: str_of(&(*sscf).stapling_file),
-                responder: str_of(&(*sscf).stapling_responder),
-                resolver: usable_resolver((*cscf).resolver, (*cscf).resolver_timeout),
-            });
+            };
+            server.resolver = usable_resolver(c.resolver, c.resolver_timeout);
+            server.proxy = proxy_of(*ctx.srv_conf.add(own.stream));
+            out.push(server);
         }
     }
 }
 
 #[cfg(not(ngx_stream_stapling))]
-unsafe fn stream_servers(_cycle: *mut ngx_cycle_t, _out: &mut Vec<StaplingServer>) {}
+unsafe fn stream_servers(_cycle: *mut ngx_cycle_t, _own: OwnIndexes, _out: &mut Vec<StaplingServer>) {}

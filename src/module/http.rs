@@ -9,14 +9,18 @@ use std::ptr;
 use nginx_sys::{
     ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
     ngx_http_module_t, ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_NOARGS,
-    NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE, NGX_LOG_EMERG,
+    NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::Pool;
 
 use ngx::core::{Status, NGX_CONF_ERROR, NGX_CONF_OK};
 
+use super::srv_conf::{ProxySetting, SrvConf};
+use super::{arg, command};
 use crate::module::guard::guard;
-use crate::state::registry;
+use crate::ocsp::responder::ProxyUrl;
+use crate::state::certificate::StapleKey;
+use crate::state::registry::{self, RefreshTarget};
 use crate::status::{collect, render};
 
 const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
@@ -34,6 +38,73 @@ pub struct BlockConf {
     pub store: StoreSetting,
 }
 
+unsafe extern "C" fn create_srv_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    guard(ptr::null_mut(), || {
+        // SAFETY: nginx passes the configuration being parsed, with its pool.
+        unsafe { Pool::from_ngx_pool((*cf).pool) }
+            .allocate(SrvConf {
+                proxy: ProxySetting::Unset,
+            })
+            .cast()
+    })
+}
+
+unsafe extern "C" fn merge_srv_conf(
+    _cf: *mut ngx_conf_t,
+    parent: *mut c_void,
+    child: *mut c_void,
+) -> *mut c_char {
+    guard(NGX_CONF_ERROR, || {
+        // SAFETY: nginx passes two SrvConf made by create_srv_conf.
+        let (parent, child) = unsafe { (&*(parent as *const SrvConf), &mut *(child as *mut SrvConf)) };
+        if child.proxy == ProxySetting::Unset {
+            child.proxy = parent.proxy.clone();
+        }
+        NGX_CONF_OK
+    })
+}
+
+/// `ssl_stapling_proxy http://[user:password@]host:port | off;`
+unsafe extern "C" fn set_proxy(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard(NGX_CONF_ERROR, || {
+        // SAFETY: nginx calls a directive handler with the configuration
+        // being parsed and this module's SrvConf (the directive's conf
+        // offset is the server configuration).
+        let (conf, value) = unsafe { (&mut *(conf as *mut SrvConf), arg(cf, 1)) };
+        let Some(value) = value else {
+            return NGX_CONF_ERROR;
+        };
+        if conf.proxy != ProxySetting::Unset {
+            return c"is duplicate".as_ptr().cast_mut();
+        }
+        if value.as_bytes() == b"off" {
+            conf.proxy = ProxySetting::Off;
+            return NGX_CONF_OK;
+        }
+        let text = String::from_utf8_lossy(value.as_bytes());
+        match ProxyUrl::parse(&text) {
+            Ok(url) => {
+                conf.proxy = ProxySetting::Url(url);
+                NGX_CONF_OK
+            }
+            Err(e) => {
+                // The value may hold a password: not repeated.
+                ngx::ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "invalid \"ssl_stapling_proxy\": {}, expected http://[user:password@]host:port",
+                    e
+                );
+                NGX_CONF_ERROR
+            }
+        }
+    })
+}
+
 unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     guard(ptr::null_mut(), || {
         // SAFETY: nginx passes the configuration being parsed, with its pool.
@@ -43,16 +114,6 @@ unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
             })
             .cast()
     })
-}
-
-/// The directive's argument `i` (0 is its name).
-///
-/// # Safety
-/// `cf` is the configuration nginx is parsing, in a directive handler whose
-/// argument count nginx checked to be more than `i`.
-unsafe fn arg(cf: *mut ngx_conf_t, i: usize) -> &'static ngx_str_t {
-    // SAFETY: the contract above.
-    unsafe { &*((*(*cf).args).elts as *mut ngx_str_t).add(i) }
 }
 
 /// `ssl_stapling_store path | off;` (a relative path is under nginx's prefix).
@@ -75,7 +136,9 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
         return c"is duplicate".as_ptr().cast_mut();
     }
     // SAFETY: the contract above.
-    let value = unsafe { arg(cf, 1) };
+    let Some(value) = (unsafe { arg(cf, 1) }) else {
+        return NGX_CONF_ERROR;
+    };
     let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
     if text.is_empty() {
         ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "empty \"ssl_stapling_store\" path");
@@ -93,20 +156,40 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
     NGX_CONF_OK
 }
 
-/// `ssl_stapling_status;`
+/// `ssl_stapling_status [refresh];`: the status page; with `refresh`, it
+/// also takes `POST ?refresh=<id>|all` (fetch those staples now).
 unsafe extern "C" fn set_status(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
     guard(NGX_CONF_ERROR, || {
+        // SAFETY: nginx calls a directive handler with the configuration
+        // being parsed.
+        let refresh = match unsafe { arg(cf, 1) } {
+            None => false,
+            Some(v) if v.as_bytes() == b"refresh" => true,
+            Some(v) => {
+                ngx::ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "invalid value \"{}\", it must be \"refresh\" or nothing",
+                    v
+                );
+                return NGX_CONF_ERROR;
+            }
+        };
         // SAFETY: a location directive: `cf->ctx` is the location's http
         // context, whose loc_conf holds the core module's configuration.
         unsafe {
             let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
             let clcf = *(*ctx).loc_conf.add(nginx_sys::ngx_http_core_module.ctx_index)
                 as *mut ngx_http_core_loc_conf_t;
-            (*clcf).handler = Some(status_handler);
+            (*clcf).handler = Some(if refresh {
+                status_refresh_handler
+            } else {
+                status_handler
+            });
         }
         NGX_CONF_OK
     })
@@ -116,8 +199,22 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls a content handler with a live request.
     guard(
         nginx_sys::NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
-        || unsafe { serve_status(r) },
+        || unsafe { serve_status(r, false) },
     )
+}
+
+unsafe extern "C" fn status_refresh_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls a content handler with a live request.
+    guard(
+        nginx_sys::NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+        || unsafe { serve_status(r, true) },
+    )
+}
+
+/// The value of `refresh=` in a query string.
+fn refresh_arg(args: &[u8]) -> Option<&[u8]> {
+    args.split(|&b| b == b'&')
+        .find_map(|pair| pair.strip_prefix(b"refresh="))
 }
 
 fn wants_prometheus(args: &[u8], accept: Option<&[u8]>) -> bool {
@@ -136,16 +233,23 @@ fn wants_prometheus(args: &[u8], accept: Option<&[u8]>) -> bool {
 
 /// # Safety
 /// `r` is the live request nginx called the content handler with.
-unsafe fn serve_status(r: *mut ngx_http_request_t) -> ngx_int_t {
+unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
     // SAFETY: the contract above, for every use of `r` in this function.
     let method = unsafe { (*r).method } as u32;
-    if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 {
+    let post = refresh && method & nginx_sys::NGX_HTTP_POST != 0;
+    if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 && !post {
         return nginx_sys::NGX_HTTP_NOT_ALLOWED as ngx_int_t;
     }
     // SAFETY: as above.
     let rc = unsafe { nginx_sys::ngx_http_discard_request_body(r) };
     if rc != 0 {
         return rc;
+    }
+    if post {
+        // SAFETY: as above.
+        let (status, body) = refresh_now(unsafe { (*r).args.as_bytes() });
+        // SAFETY: as above.
+        return unsafe { send(r, status, b"application/json", body) };
     }
     // SAFETY: as above.
     let req = unsafe { ngx::http::Request::from_ngx_http_request(r) };
@@ -179,11 +283,63 @@ unsafe fn serve_status(r: *mut ngx_http_request_t) -> ngx_int_t {
         )
     };
 
-    // SAFETY: as above; the content type is static, the buffer is made in
-    // the request's pool with room for the body, which is copied into it
-    // before the output filter sees it.
+    // SAFETY: as above.
+    unsafe { send(r, nginx_sys::NGX_HTTP_OK, content_type, body) }
+}
+
+/// `POST ?refresh=<id>|all`: the staples named are due now (a staple id or
+/// a certificate's SHA-256, as the status page shows them); one worker
+/// fetches each (lease as usual). 202 with the ids queued, 404 for an id
+/// no staple has, 400 without `refresh=`.
+fn refresh_now(args: &[u8]) -> (u32, String) {
+    let Some(which) = refresh_arg(args) else {
+        return (
+            nginx_sys::NGX_HTTP_BAD_REQUEST,
+            "{\"error\":\"POST needs ?refresh=<id> or ?refresh=all\"}\n".to_string(),
+        );
+    };
+    let target = if which == b"all" {
+        RefreshTarget::All
+    } else {
+        match std::str::from_utf8(which).ok().and_then(StapleKey::parse) {
+            Some(key) => RefreshTarget::Id(key),
+            None => {
+                return (
+                    nginx_sys::NGX_HTTP_NOT_FOUND,
+                    "{\"error\":\"no such staple\"}\n".to_string(),
+                )
+            }
+        }
+    };
+    let queued = match registry::current() {
+        Some(ctx) => ctx.refresh_now(target, nginx_sys::ngx_time()),
+        None => Vec::new(),
+    };
+    if queued.is_empty() && target != RefreshTarget::All {
+        return (
+            nginx_sys::NGX_HTTP_NOT_FOUND,
+            "{\"error\":\"no such staple\"}\n".to_string(),
+        );
+    }
+    let ids: Vec<String> = queued.iter().map(|k| format!("\"{k}\"")).collect();
+    (202, format!("{{\"queued\":[{}]}}\n", ids.join(",")))
+}
+
+/// Sends a whole response.
+///
+/// # Safety
+/// `r` is a live request whose header has not been sent.
+unsafe fn send(
+    r: *mut ngx_http_request_t,
+    status: u32,
+    content_type: &'static [u8],
+    body: String,
+) -> ngx_int_t {
+    // SAFETY: the contract above; the content type is static, the buffer is
+    // made in the request's pool with room for the body, which is copied
+    // into it before the output filter sees it.
     unsafe {
-        (*r).headers_out.status = nginx_sys::NGX_HTTP_OK as ngx_uint_t;
+        (*r).headers_out.status = status as ngx_uint_t;
         (*r).headers_out.content_type_len = content_type.len();
         (*r).headers_out.content_type = ngx_str_t {
             len: content_type.len(),
@@ -215,29 +371,31 @@ static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {
     postconfiguration: None,
     create_main_conf: Some(create_block_conf),
     init_main_conf: None,
-    create_srv_conf: None,
-    merge_srv_conf: None,
+    create_srv_conf: Some(create_srv_conf),
+    merge_srv_conf: Some(merge_srv_conf),
     create_loc_conf: None,
     merge_loc_conf: None,
 };
 
-static mut HTTP_COMMANDS: [ngx_command_t; 3] = [
+static mut HTTP_COMMANDS: [ngx_command_t; 4] = [
     ngx_command_t {
-        name: ngx::ngx_string!("ssl_stapling_store"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_store),
-        conf: 0, // NGX_HTTP_MAIN_CONF_OFFSET
-        offset: 0,
-        post: ptr::null_mut(),
+        conf: std::mem::offset_of!(ngx_http_conf_ctx_t, srv_conf),
+        ..command(
+            ngx::ngx_string!("ssl_stapling_proxy"),
+            NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
+            set_proxy,
+        )
     },
-    ngx_command_t {
-        name: ngx::ngx_string!("ssl_stapling_status"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
-        set: Some(set_status),
-        conf: 0,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
+    command(
+        ngx::ngx_string!("ssl_stapling_store"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        set_store,
+    ),
+    command(
+        ngx::ngx_string!("ssl_stapling_status"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
+        set_status,
+    ),
     ngx_command_t::empty(),
 ];
 
@@ -264,25 +422,32 @@ pub struct StreamModuleCtx {
 /// "STRM", as ngx_stream.h.
 const NGX_STREAM_MODULE: u32 = 0x4d52_5453;
 const NGX_STREAM_MAIN_CONF: u32 = 0x0200_0000;
+const NGX_STREAM_SRV_CONF: u32 = 0x0400_0000;
 
 static mut STREAM_CTX: StreamModuleCtx = StreamModuleCtx {
     preconfiguration: None,
     postconfiguration: None,
     create_main_conf: Some(create_block_conf),
     init_main_conf: None,
-    create_srv_conf: None,
-    merge_srv_conf: None,
+    create_srv_conf: Some(create_srv_conf),
+    merge_srv_conf: Some(merge_srv_conf),
 };
 
-static mut STREAM_COMMANDS: [ngx_command_t; 2] = [
+static mut STREAM_COMMANDS: [ngx_command_t; 3] = [
     ngx_command_t {
-        name: ngx::ngx_string!("ssl_stapling_store"),
-        type_: (NGX_STREAM_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_store),
-        conf: 0, // NGX_STREAM_MAIN_CONF_OFFSET
-        offset: 0,
-        post: ptr::null_mut(),
+        // ngx_stream_conf_ctx_t is { main_conf, srv_conf }, as http's starts.
+        conf: std::mem::offset_of!(ngx_http_conf_ctx_t, srv_conf),
+        ..command(
+            ngx::ngx_string!("ssl_stapling_proxy"),
+            NGX_STREAM_MAIN_CONF | NGX_STREAM_SRV_CONF | NGX_CONF_TAKE1,
+            set_proxy,
+        )
     },
+    command(
+        ngx::ngx_string!("ssl_stapling_store"),
+        NGX_STREAM_MAIN_CONF | NGX_CONF_TAKE1,
+        set_store,
+    ),
     ngx_command_t::empty(),
 ];
 

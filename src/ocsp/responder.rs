@@ -111,6 +111,76 @@ impl std::fmt::Display for ResponderUrl {
     }
 }
 
+/// An HTTP proxy responders are reached through (`ssl_stapling_proxy
+/// http://[user:password@]host:port`). Its credentials never show: it
+/// displays as `http://host:port`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl {
+    /// Host and port (a path, if given, is ignored).
+    pub url: ResponderUrl,
+    /// The `Proxy-Authorization` value, `Basic <base64 of user:password>`.
+    pub authorization: Option<String>,
+}
+
+impl ProxyUrl {
+    pub fn parse(text: &str) -> Result<Self, UrlError> {
+        let (scheme, rest) = match text.find("://") {
+            Some(i) => (&text[..i + 3], &text[i + 3..]),
+            None => ("", text),
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (userinfo, hostport) = match rest[..authority_end].rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let url = ResponderUrl::parse(&format!("{scheme}{hostport}"))?;
+        let authorization = match userinfo {
+            None => None,
+            Some(u) if u.is_empty() || !u.contains(':') || u.bytes().any(|b| b.is_ascii_control()) => {
+                return Err(UrlError::Invalid)
+            }
+            Some(u) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(percent_decode(u)?)
+            )),
+        };
+        Ok(ProxyUrl { url, authorization })
+    }
+}
+
+/// `%XX` escapes of a URL's user information (a password may hold an `@`
+/// or a `:` written so).
+fn percent_decode(s: &str) -> Result<Vec<u8>, UrlError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = b.get(i + 1..i + 3).ok_or(UrlError::Invalid)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| UrlError::Invalid)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| UrlError::Invalid)?);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+impl std::fmt::Display for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}", self.url.host_header())
+    }
+}
+
+impl std::fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No credentials in debug output either.
+        write!(f, "ProxyUrl({self})")
+    }
+}
+
 /// Percent-encodes the base64 alphabet's '+', '/' and '=' (RFC 5019 A.1).
 fn url_encode_base64(b64: &str) -> String {
     let mut out = String::with_capacity(b64.len() + 16);
@@ -126,21 +196,32 @@ fn url_encode_base64(b64: &str) -> String {
 }
 
 /// The HTTP/1.1 request for one DER OCSP request: GET when the encoded
-/// request is under 255 bytes (RFC 5019 5), POST otherwise.
-pub fn build_request(url: &ResponderUrl, der: &[u8], user_agent: &str) -> Vec<u8> {
+/// request is under 255 bytes (RFC 5019 5), POST otherwise. Through a
+/// proxy, the target is in absolute form and the proxy's credentials, if
+/// any, go in `Proxy-Authorization`.
+pub fn build_request(url: &ResponderUrl, der: &[u8], user_agent: &str, proxy: Option<&ProxyUrl>) -> Vec<u8> {
     let encoded = url_encode_base64(&base64::engine::general_purpose::STANDARD.encode(der));
     let host = url.host_header();
+    let origin = if proxy.is_some() {
+        format!("http://{host}")
+    } else {
+        String::new()
+    };
+    let auth = match proxy.and_then(|p| p.authorization.as_deref()) {
+        Some(a) => format!("Proxy-Authorization: {a}\r\n"),
+        None => String::new(),
+    };
     if encoded.len() < 255 {
         let sep = if url.path.ends_with('/') { "" } else { "/" };
         format!(
-            "GET {}{sep}{encoded} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\n\
+            "GET {origin}{}{sep}{encoded} HTTP/1.1\r\nHost: {host}\r\n{auth}User-Agent: {user_agent}\r\n\
              Accept: application/ocsp-response\r\nConnection: close\r\n\r\n",
             url.path
         )
         .into_bytes()
     } else {
         let mut req = format!(
-            "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\n\
+            "POST {origin}{} HTTP/1.1\r\nHost: {host}\r\n{auth}User-Agent: {user_agent}\r\n\
              Content-Type: application/ocsp-request\r\nContent-Length: {}\r\n\
              Accept: application/ocsp-response\r\nConnection: close\r\n\r\n",
             url.path,

@@ -18,7 +18,26 @@ use crate::tls::ffi;
 
 /// nginx accepts thisUpdate up to 5 minutes in the future and nextUpdate up
 /// to 5 minutes in the past (`OCSP_check_validity(..., 300, -1)`).
-pub const MAX_SKEW_SECS: i64 = 300;
+pub const DEFAULT_SKEW_SECS: i64 = 300;
+
+/// The time rules a response must pass besides its nextUpdate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRules {
+    /// How far in the future thisUpdate may be (clocks differ):
+    /// `ssl_stapling_time_skew`.
+    pub skew: i64,
+    /// How old thisUpdate may be, if limited: `ssl_stapling_max_age`.
+    pub max_age: Option<i64>,
+}
+
+impl Default for TimeRules {
+    fn default() -> Self {
+        TimeRules {
+            skew: DEFAULT_SKEW_SECS,
+            max_age: None,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OcspError {
@@ -34,6 +53,8 @@ pub enum OcspError {
     NotYetValid(i64),
     #[error("OCSP response expired {0} s ago (nextUpdate is in the past)")]
     Expired(i64),
+    #[error("OCSP response is {age} s old (thisUpdate), more than ssl_stapling_max_age ({max} s)")]
+    TooOld { age: i64, max: i64 },
     #[error("OCSP response has nextUpdate before thisUpdate")]
     BadValidity,
     #[error("unreadable time in the OCSP response")]
@@ -226,12 +247,13 @@ fn first_reason(e: &ErrorStack) -> String {
 /// Checks one DER response for one certificate at time `now` (Unix seconds),
 /// the way nginx checks fetched responses, plus the check nginx leaves out:
 /// a response already past its nextUpdate is refused, since it would never
-/// be served.
+/// be served; and, when `rules` limit it, one whose thisUpdate is too old.
 pub fn check_response(
     der: &[u8],
     id: &CertificateStatusId,
     signature: &dyn SignatureCheck,
     now: i64,
+    rules: &TimeRules,
 ) -> Result<CheckedResponse, OcspError> {
     let resp = OcspResponse::from_der(der).map_err(|_| OcspError::Parse)?;
     let status = resp.status();
@@ -242,7 +264,7 @@ pub fn check_response(
     signature.verify(&basic)?;
 
     let (status, this_update, next_update) = id.find(&basic)?;
-    check_validity(this_update, next_update, now)?;
+    check_validity(this_update, next_update, now, rules)?;
 
     Ok(CheckedResponse {
         der: der.to_vec(),
@@ -266,11 +288,23 @@ pub fn peek_next_update(der: &[u8]) -> Result<Option<i64>, OcspError> {
         .max())
 }
 
-/// RFC 6960 4.2.2.1 validity window, with nginx's skew allowance for
-/// thisUpdate; a nextUpdate in the past is always refused.
-pub fn check_validity(this_update: i64, next_update: Option<i64>, now: i64) -> Result<(), OcspError> {
-    if this_update > now.saturating_add(MAX_SKEW_SECS) {
+/// RFC 6960 4.2.2.1 validity window, with a skew allowance for thisUpdate
+/// (nginx's is 5 minutes) and, if set, a maximum age; a nextUpdate in the
+/// past is always refused.
+pub fn check_validity(
+    this_update: i64,
+    next_update: Option<i64>,
+    now: i64,
+    rules: &TimeRules,
+) -> Result<(), OcspError> {
+    if this_update > now.saturating_add(rules.skew) {
         return Err(OcspError::NotYetValid(this_update - now));
+    }
+    if let Some(max) = rules.max_age {
+        let age = now.saturating_sub(this_update);
+        if age > max {
+            return Err(OcspError::TooOld { age, max });
+        }
     }
     if let Some(next) = next_update {
         if next < this_update {

@@ -2,9 +2,8 @@
 //! their zone entries, taken under the zone lock in one go, so the page
 //! costs the handshake path nothing but that copy.
 
-use crate::ocsp::response::CertStatus;
 use crate::state::certificate::{Certificate, StapleKey};
-use crate::state::zone::{Entry, FetchResult, StapleSource, LAST_ERROR_LEN};
+pub use crate::state::zone::EntryView;
 
 /// One certificate as the page shows it.
 #[derive(Debug, Clone, Default)]
@@ -26,71 +25,6 @@ pub struct CertView {
     /// served (see the crit line at startup).
     pub zone_full: bool,
     pub state: Option<EntryView>,
-}
-
-/// A copy of a zone entry.
-#[derive(Debug, Clone, Copy)]
-pub struct EntryView {
-    pub source: StapleSource,
-    pub has_staple: bool,
-    pub status: CertStatus,
-    pub this_update: i64,
-    pub next_update: i64,
-    pub next_refresh: i64,
-    pub last_fetch: i64,
-    pub last_result: FetchResult,
-    pub last_error: [u8; LAST_ERROR_LEN],
-    pub last_error_len: usize,
-    pub fetch_ok: u64,
-    pub fetch_failed: u64,
-    pub stapled: u64,
-    pub unstapled: u64,
-    pub bytes: usize,
-}
-
-impl EntryView {
-    pub fn of(e: &Entry) -> Self {
-        let err = e.last_error();
-        let mut last_error = [0u8; LAST_ERROR_LEN];
-        let n = err.len().min(last_error.len());
-        last_error[..n].copy_from_slice(&err[..n]);
-        EntryView {
-            source: e.source,
-            has_staple: e.der().is_some(),
-            status: e.status,
-            this_update: e.this_update,
-            next_update: e.next_update,
-            next_refresh: e.next_refresh,
-            last_fetch: e.last_fetch,
-            last_result: e.last_result,
-            last_error,
-            last_error_len: n,
-            fetch_ok: e.fetch_ok,
-            fetch_failed: e.fetch_failed,
-            stapled: e.stapled,
-            unstapled: e.unstapled,
-            bytes: e.der().map_or(0, |d| d.len()),
-        }
-    }
-
-    pub fn error(&self) -> String {
-        String::from_utf8_lossy(&self.last_error[..self.last_error_len.min(LAST_ERROR_LEN)]).into_owned()
-    }
-
-    /// A staple that may be served at `now`.
-    pub fn valid(&self, now: i64) -> bool {
-        self.has_staple && (self.next_update == 0 || self.next_update > now)
-    }
-
-    pub fn status_str(&self) -> &'static str {
-        if self.has_staple {
-            self.status.as_str()
-        } else if self.last_result == FetchResult::Revoked {
-            "revoked"
-        } else {
-            "none"
-        }
-    }
 }
 
 pub struct ZoneView {
@@ -127,7 +61,7 @@ impl CertView {
                 crate::state::certificate::Protocol::Http => "http",
                 crate::state::certificate::Protocol::Stream => "stream",
             },
-            responder: cert.plan.as_ref().map(|p| p.url.to_string()),
+            responder: cert.plan.as_ref().map(|p| p.describe()),
             file: cert.file.clone(),
             dynamic,
             must_staple: cert.must_staple,
@@ -163,12 +97,12 @@ pub fn collect(ctx: &crate::state::registry::StaplingContext, now: i64) -> Page 
         let mut z = zone.lock();
         for view in certs.iter_mut() {
             if let Some(key) = view.id {
-                view.state = z.find(&key).map(|e| EntryView::of(e));
+                view.state = z.find(&key).map(|e| e.view());
             }
         }
         z.for_each(|e| {
             if e.is_dynamic() {
-                dynamic_states.push((e.key, EntryView::of(e)));
+                dynamic_states.push((e.key(), e.view()));
             }
         });
         let usage = z.usage();

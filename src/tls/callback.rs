@@ -57,7 +57,7 @@ fn serve(ctx: &StaplingContext, ssl: &mut SslRef) -> c_int {
         return SSL_TLSEXT_ERR_NOACK;
     };
     if let Some(cert) = ctx.certificate_for(ssl_ctx, x509) {
-        return staple(ctx, ssl, cert, false);
+        return staple(ctx, ssl, cert);
     }
     // Loaded by variables: a reference of our own to the certificate, as
     // `ssl` is lent out mutably meanwhile (only on this path, not on every
@@ -70,7 +70,7 @@ fn serve(ctx: &StaplingContext, ssl: &mut SslRef) -> c_int {
 
 /// Serves the staple of `cert`, counting the handshake; a must-staple
 /// certificate without one is logged (once a minute at most).
-fn staple(ctx: &StaplingContext, ssl: &mut SslRef, cert: &Certificate, dynamic: bool) -> c_int {
+fn staple(ctx: &StaplingContext, ssl: &mut SslRef, cert: &Certificate) -> c_int {
     let Some(zone) = ctx.zone() else {
         return SSL_TLSEXT_ERR_NOACK;
     };
@@ -78,20 +78,17 @@ fn staple(ctx: &StaplingContext, ssl: &mut SslRef, cert: &Certificate, dynamic: 
     let mut z = zone.lock();
     #[cfg(feature = "test-hooks")]
     hold_lock_if_asked();
-    let Some(entry) = z.find(&cert.key) else {
+    let Some(mut entry) = z.find(&cert.key) else {
         return SSL_TLSEXT_ERR_NOACK;
     };
-    if dynamic {
-        entry.last_used = now;
+    let stapled = entry
+        .servable(now)
+        .is_some_and(|der| ssl.set_ocsp_status(der).is_ok());
+    entry.count_handshake(stapled, now);
+    if stapled {
+        return SSL_TLSEXT_ERR_OK;
     }
-    if let Some(der) = entry.servable(now) {
-        if ssl.set_ocsp_status(der).is_ok() {
-            entry.stapled += 1;
-            return SSL_TLSEXT_ERR_OK;
-        }
-    }
-    entry.unstapled += 1;
-    let why = (cert.must_staple && take_gap_log(entry, now)).then(|| gap_reason(entry));
+    let why = (cert.must_staple && entry.take_gap_log(now, GAP_LOG_INTERVAL)).then(|| gap_reason(&entry));
     drop(z);
     if let Some(why) = why {
         log_error!(
@@ -118,15 +115,6 @@ fn hold_lock_if_asked() {
         let _ = std::fs::write(dir.join("zone-lock-held-by"), std::process::id().to_string());
         std::thread::sleep(std::time::Duration::from_secs(60));
     }
-}
-
-/// True when the gap of this entry should be logged now.
-fn take_gap_log(entry: &mut Entry, now: i64) -> bool {
-    if entry.gap_logged != 0 && now - entry.gap_logged < GAP_LOG_INTERVAL {
-        return false;
-    }
-    entry.gap_logged = now;
-    true
 }
 
 fn gap_reason(entry: &Entry) -> String {
@@ -168,7 +156,7 @@ fn serve_dynamic(ctx: &StaplingContext, ssl: &mut SslRef, x509: &X509Ref) -> c_i
     // again, evicting the least recently used in turn.
     let known = zone.lock().find(&key).is_some();
     if known {
-        return staple(ctx, ssl, &cert, true);
+        return staple(ctx, ssl, &cert);
     }
     let registered = {
         let mut z = zone.lock();

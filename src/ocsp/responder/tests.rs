@@ -51,7 +51,7 @@ fn urls() {
 fn small_requests_are_get_with_url_encoded_base64() {
     let url = ResponderUrl::parse("http://ocsp.example.com/base").unwrap();
     // 0xfb 0xff 0xfe encodes to "+//+" in base64.
-    let req = String::from_utf8(build_request(&url, &[0xfb, 0xff, 0xfe], "ua/1")).unwrap();
+    let req = String::from_utf8(build_request(&url, &[0xfb, 0xff, 0xfe], "ua/1", None)).unwrap();
     assert!(req.starts_with("GET /base/%2B%2F%2F%2B HTTP/1.1\r\n"), "{req}");
     assert!(req.contains("\r\nHost: ocsp.example.com\r\n"));
     assert!(req.contains("\r\nUser-Agent: ua/1\r\n"));
@@ -61,6 +61,7 @@ fn small_requests_are_get_with_url_encoded_base64() {
         &ResponderUrl::parse("http://h/").unwrap(),
         &[0],
         "ua",
+        None,
     ))
     .unwrap();
     assert!(req.starts_with("GET /AA%3D%3D HTTP/1.1\r\n"), "{req}");
@@ -70,7 +71,7 @@ fn small_requests_are_get_with_url_encoded_base64() {
 fn large_requests_are_post() {
     let url = ResponderUrl::parse("http://h:81/p").unwrap();
     let der = vec![7u8; 200]; // 268 base64 characters
-    let req = build_request(&url, &der, "ua");
+    let req = build_request(&url, &der, "ua", None);
     let text = String::from_utf8_lossy(&req);
     assert!(text.starts_with("POST /p HTTP/1.1\r\n"));
     assert!(text.contains("\r\nHost: h:81\r\n"));
@@ -78,8 +79,8 @@ fn large_requests_are_post() {
     assert!(text.contains("\r\nContent-Length: 200\r\n"));
     assert!(req.ends_with(&der));
     // 189 bytes encode to 252 characters: still a GET.
-    assert!(build_request(&url, &[0u8; 189], "ua").starts_with(b"GET "));
-    assert!(build_request(&url, &[0u8; 190], "ua").starts_with(b"POST "));
+    assert!(build_request(&url, &[0u8; 189], "ua", None).starts_with(b"GET "));
+    assert!(build_request(&url, &[0u8; 190], "ua", None).starts_with(b"POST "));
 }
 
 fn read_all(chunks: &[&[u8]]) -> Result<Vec<u8>, HttpError> {
@@ -145,4 +146,39 @@ fn errors() {
         MAX_BODY + 1
     );
     assert_eq!(read_all(&[chunked_big.as_bytes()]), Err(HttpError::TooLarge));
+}
+
+#[test]
+fn through_a_proxy() {
+    let proxy = ProxyUrl::parse("http://ops:s%40cret:x@proxy.example:3128").unwrap();
+    assert_eq!(proxy.to_string(), "http://proxy.example:3128");
+    assert_eq!(format!("{proxy:?}"), "ProxyUrl(http://proxy.example:3128)");
+    // "ops:s@cret:x" in base64.
+    assert_eq!(proxy.authorization.as_deref(), Some("Basic b3BzOnNAY3JldDp4"));
+    let url = ResponderUrl::parse("http://ocsp.example.com:8080/base").unwrap();
+    let req = String::from_utf8(build_request(&url, &[0], "ua", Some(&proxy))).unwrap();
+    assert!(
+        req.starts_with("GET http://ocsp.example.com:8080/base/AA%3D%3D HTTP/1.1\r\n"),
+        "{req}"
+    );
+    assert!(req.contains("\r\nHost: ocsp.example.com:8080\r\n"));
+    assert!(req.contains("\r\nProxy-Authorization: Basic b3BzOnNAY3JldDp4\r\n"));
+    let req = build_request(&url, &[7u8; 200], "ua", Some(&proxy));
+    assert!(req.starts_with(b"POST http://ocsp.example.com:8080/base HTTP/1.1\r\n"));
+
+    let plain = ProxyUrl::parse("127.0.0.1:3128").unwrap();
+    assert_eq!(plain.authorization, None);
+    assert_eq!(plain.url.port, 3128);
+    let req = String::from_utf8(build_request(&url, &[0], "ua", Some(&plain))).unwrap();
+    assert!(!req.contains("Proxy-Authorization"));
+
+    for bad in [
+        "https://p:3128",
+        "http://@p:3128",
+        "http://user@p:3128",
+        "http://u:%zz@p",
+        "http://u:p@",
+    ] {
+        assert!(ProxyUrl::parse(bad).is_err(), "{bad}");
+    }
 }

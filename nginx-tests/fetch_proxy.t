@@ -1,0 +1,100 @@
+#!/usr/bin/perl
+
+# Responders through an HTTP proxy (ssl_stapling_proxy), with a real proxy
+# from Debian (tinyproxy). The responder's name, "localhost", is one the
+# test's DNS server (nginx's resolver) does not know but the proxy
+# resolves: only the proxy can reach it. The request goes to the proxy in
+# absolute form; credentials go as Proxy-Authorization and never into the
+# log; a proxy's refusal (407) and a proxy that is down are lines naming
+# the proxy and the responder, and the previous staple is kept.
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use StaplingTest;
+
+my $t = StaplingTest->new;
+my ($ocsp, $dns, $open, $locked) = map { $t->port($_) } qw(ocsp dns proxy locked);
+$t->make_ca('root');
+$t->make_cert($_, ca => 'root', type => 'ec', ocsp => "http://localhost:$ocsp/") for qw(via direct auth);
+$t->start_ocsp_responder(ca => 'root', port => $ocsp);
+$t->start_dns($dns, 'known.test' => '127.0.0.1');
+
+# Two proxies: one open, one asking for credentials.
+for my $p (['proxy', $open, ''], ['locked', $locked, "BasicAuth ops s3cret\n"]) {
+	my ($name, $port, $extra) = @$p;
+	$t->write_file("$name.conf", "Port $port\nListen 127.0.0.1\nTimeout 30\n"
+		. "MaxClients 20\nLogLevel Info\nAllow 127.0.0.1\n$extra");
+	$t->run_daemon($name, qr/Starting main loop/, 'tinyproxy', '-d', '-c', "$name.conf");
+}
+
+my $conf = sub {
+	my ($credentials) = @_;
+	return <<"EOF";
+worker_processes 2;
+events { }
+http {
+    resolver 127.0.0.1:$dns;
+    ssl_stapling on;
+    server {
+        listen 127.0.0.1:%%PORT_via%% ssl;
+        %%CERT via%%
+        ssl_stapling_proxy http://127.0.0.1:$open;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_direct%% ssl;
+        %%CERT direct%%
+    }
+    server {
+        listen 127.0.0.1:%%PORT_auth%% ssl;
+        %%CERT auth%%
+        ssl_stapling_proxy http://${credentials}127.0.0.1:$locked;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_status%%;
+        location = /status { ssl_stapling_status refresh; }
+    }
+}
+EOF
+};
+$t->write_config($conf->(''));
+$t->run(workers => 2);
+
+my $cert = sub { qr/certificate "[^"]*\/$_[0]\.chain\.crt"/ };
+my $via = $cert->('via');
+ok(wait_for(sub { $t->handshake($t->port('via'))->{staple} }, 10), 'through the proxy: stapled');
+like($t->read_log, qr/fetching OCSP response for $via from http:\/\/localhost:$ocsp\/ through proxy http:\/\/127\.0\.0\.1:$open/,
+	'the log says which proxy');
+like($t->read_file('proxy.log'), qr/Request \(file descriptor \d+\): GET http:\/\/localhost:$ocsp\/\S+ HTTP\/1\.1/,
+	"the proxy's log shows the request, in absolute form");
+is($t->ocsp_requests, 1, 'the responder got it');
+
+my $direct = $cert->('direct');
+ok(wait_for(sub { $t->read_log =~ /cannot fetch OCSP response for $direct from http:\/\/localhost:$ocsp\/: localhost could not be resolved/ }, 10),
+	'without the proxy, the responder cannot be reached');
+ok(!defined $t->handshake($t->port('direct'))->{staple}, 'and nothing is stapled');
+
+my $auth = $cert->('auth');
+ok(wait_for(sub { $t->read_log =~ /\[warn\] .*cannot fetch OCSP response for $auth from http:\/\/localhost:$ocsp\/: proxy http:\/\/127\.0\.0\.1:$locked answered HTTP status 407 \(Proxy Authentication Required/ }, 10),
+	'a proxy asking for credentials: 407 logged, naming the proxy and the responder');
+ok(!defined $t->handshake($t->port('auth'))->{staple}, 'not stapled');
+
+# Credentials configured (a reload), then a refresh on demand.
+$t->write_config($conf->('ops:s3cret@'));
+ok($t->reload, 'reloaded with credentials');
+my ($status) = $t->http_request($t->port('status'), '/status?refresh=all', method => 'POST');
+is($status, 202, 'refresh requested');
+ok(wait_for(sub { $t->handshake($t->port('auth'))->{staple} }, 10), 'with credentials: stapled');
+like($t->read_file('locked.log'), qr/Request \(file descriptor \d+\): GET http:\/\/localhost:$ocsp\//,
+	"the locked proxy's log shows the request");
+unlike($t->read_log, qr/s3cret|b3BzOnMzY3JldA/, 'the credentials are nowhere in the error log');
+
+# The open proxy goes down: the next fetch fails, the staple stays.
+my $before = $t->handshake($t->port('via'))->{staple};
+$t->stop_daemon('proxy');
+($status) = $t->http_request($t->port('status'), '/status?refresh=all', method => 'POST');
+is($status, 202, 'refresh requested again');
+ok(wait_for(sub { $t->read_log =~ /\[warn\] .*cannot fetch OCSP response for $via from http:\/\/localhost:$ocsp\/: through proxy http:\/\/127\.0\.0\.1:$open: connect\(\) to 127\.0\.0\.1:$open failed \(111: Connection refused\); retry in \d+ s; the previous staple is served until its nextUpdate/ }, 10),
+	'proxy down: a line naming the proxy and the responder');
+is($t->handshake($t->port('via'))->{staple}, $before, 'the previous staple is still served');
+
+$t->done;

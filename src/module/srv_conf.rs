@@ -1,0 +1,17 @@
+//! The server configuration of the module's http and stream parts, read
+//! by the server discovery.
+
+use crate::ocsp::responder::ProxyUrl;
+
+/// `ssl_stapling_proxy` as written (or inherited) for one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxySetting {
+    Unset,
+    Off,
+    Url(ProxyUrl),
+}
+
+/// Server configuration of the http part and of the stream part.
+pub struct SrvConf {
+    pub proxy: ProxySetting,
+}

@@ -1,0 +1,97 @@
+//! The disk store's directory, prepared in the master for the workers.
+
+use nginx_sys::{ngx_cycle_t, ngx_uint_t, NGX_LOG_ERR};
+
+use super::discover;
+use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module, BlockConf, StoreSetting};
+use super::log::log;
+use crate::state::store;
+
+/// The store `ssl_stapling_store` names in the http and stream blocks
+/// (the same one, or only one of them), prepared for the workers: created
+/// if missing, checked writable by the worker user. A store the workers
+/// cannot write is one error now, and staples are then only read from it.
+///
+/// # Safety
+/// `cycle`'s configuration has been parsed.
+pub(super) unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::Store>, String> {
+    let block = |name: &std::ffi::CStr, index: ngx_uint_t| -> StoreSetting {
+        // SAFETY: the contract above: a block's main_conf array holds each
+        // of its modules' main configuration, ours a BlockConf.
+        unsafe {
+            match discover::block_ctx(cycle, name) {
+                Some(ctx) if !(*ctx).main_conf.is_null() => {
+                    let conf = *(*ctx).main_conf.add(index) as *const BlockConf;
+                    if conf.is_null() {
+                        StoreSetting::Unset
+                    } else {
+                        (*conf).store.clone()
+                    }
+                }
+                _ => StoreSetting::Unset,
+            }
+        }
+    };
+    // SAFETY: the module statics are read once nginx has set their indexes.
+    let (http_index, stream_index) = unsafe {
+        (
+            ngx_ssl_stapling_http_module.ctx_index,
+            ngx_ssl_stapling_stream_module.ctx_index,
+        )
+    };
+    let http = block(c"ngx_http_module", http_index);
+    let stream = block(c"ngx_stream_module", stream_index);
+    let dir = match (http, stream) {
+        (StoreSetting::Dir(a), StoreSetting::Dir(b)) if a != b => {
+            return Err(format!(
+                "\"ssl_stapling_store\" is \"{a}\" in http and \"{b}\" in stream: \
+                 there is one store, name the same directory or only one"
+            ))
+        }
+        (StoreSetting::Dir(a), _) | (_, StoreSetting::Dir(a)) => a,
+        _ => return Ok(None),
+    };
+    let path = std::path::PathBuf::from(&dir);
+    // SAFETY: nginx's globals and the cycle, read in the single-threaded
+    // master.
+    let (test_config, log_) = unsafe { (nginx_sys::ngx_test_config, (*cycle).log) };
+    let writable = if test_config != 0 {
+        true
+    } else {
+        // SAFETY: the contract above.
+        match store::prepare(&path, unsafe { worker_identity(cycle) }) {
+            Ok(()) => true,
+            Err(e) => {
+                log!(
+                    NGX_LOG_ERR,
+                    log_,
+                    "ssl_stapling_store \"{dir}\": {e}; staples are not written to it, \
+                     so they are not kept across restarts"
+                );
+                false
+            }
+        }
+    };
+    Ok(Some(store::Store { dir: path, writable }))
+}
+
+/// The user and group the workers will run as, when the master is root.
+///
+/// # Safety
+/// `cycle`'s configuration has been parsed.
+unsafe fn worker_identity(cycle: *mut ngx_cycle_t) -> Option<(libc::uid_t, libc::gid_t)> {
+    // SAFETY: a plain system call.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    // SAFETY: the contract above: the core module's slot holds its
+    // ngx_core_conf_t.
+    unsafe {
+        let ccf =
+            *(*cycle).conf_ctx.add(nginx_sys::ngx_core_module.index) as *const nginx_sys::ngx_core_conf_t;
+        if ccf.is_null() || (*ccf).user == libc::uid_t::MAX {
+            return None;
+        }
+        Some(((*ccf).user, (*ccf).group))
+    }
+}

@@ -1,0 +1,209 @@
+//! The module's state for one configuration cycle: the certificates it took
+//! over, which X509 object (in each SSL_CTX) is which certificate, and the
+//! zone their staples live in. Built in the master at configuration time,
+//! inherited by the workers; lives in the cycle pool.
+//!
+//! Its parts: `build` (the configuration's certificates), `dynamic`
+//! (certificates loaded by variables, met while serving), `fill` (the zone
+//! at each start and reload) and `restore` (the disk store).
+
+mod build;
+mod dynamic;
+mod fill;
+mod restore;
+
+use build::responder_urls;
+pub use build::subject_of;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+use nginx_sys::{ngx_msec_t, ngx_resolver_t};
+use openssl_sys as sys;
+
+use crate::ocsp::responder::ProxyUrl;
+use crate::ocsp::response::TimeRules;
+use crate::ocsp::schedule::Policy;
+use crate::state::certificate::{Certificate, Protocol, ServerChecks, StapleKey};
+use crate::state::store::Store;
+use crate::state::wakeup::Wakeup;
+use crate::state::zone::{size_for, Zone};
+
+/// The module-wide settings (main-context directives).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub policy: Policy,
+    pub fetch_timeout_ms: ngx_msec_t,
+    pub serve_revoked: bool,
+    /// Fetches a worker runs at the same time.
+    pub fetch_concurrency: usize,
+    /// The most certificates loaded by variables kept in the zone.
+    pub dynamic_max: usize,
+    /// The largest OCSP response stapled (nginx's own code reads at most
+    /// 16 KB of a response, so it never staples more).
+    pub max_staple_bytes: usize,
+    /// `ssl_stapling_time_skew` and `ssl_stapling_max_age`.
+    pub time: TimeRules,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            policy: Policy::default(),
+            fetch_timeout_ms: 10_000,
+            serve_revoked: false,
+            fetch_concurrency: 4,
+            dynamic_max: 256,
+            max_staple_bytes: DEFAULT_MAX_STAPLE_BYTES,
+            time: TimeRules::default(),
+        }
+    }
+}
+
+/// nginx's built-in stapling reads a response into one 16 KB buffer.
+pub const DEFAULT_MAX_STAPLE_BYTES: usize = 16 * 1024;
+
+/// Why a response is too large to staple, or nothing.
+pub fn size_problem(len: usize, max: usize) -> Option<String> {
+    (len > max)
+        .then(|| format!("OCSP response of {len} bytes is larger than ssl_stapling_max_size ({max} bytes)"))
+}
+
+impl Settings {
+    /// How long a worker may hold a fetch lease before another takes over:
+    /// the fetch's deadline, time to resolve, and a margin.
+    pub fn lease_secs(&self) -> i64 {
+        (self.fetch_timeout_ms / 1000) as i64 + 35
+    }
+}
+
+/// Which staples `refresh_now` makes due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshTarget {
+    All,
+    /// A staple id, or a certificate's SHA-256 (all its staples).
+    Id(StapleKey),
+}
+
+/// What a certificate loaded by variables inherits from its server.
+pub struct ServerInfo {
+    pub protocol: Protocol,
+    pub checks: ServerChecks,
+    pub responder: Option<String>,
+    pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
+    pub proxy: Option<ProxyUrl>,
+    pub names: Vec<String>,
+}
+
+/// A certificate met during handshakes (loaded by variables), known to
+/// this worker; `last_used` orders evictions.
+pub struct DynamicCert {
+    pub cert: Rc<Certificate>,
+    pub last_used: i64,
+}
+
+pub struct StaplingContext {
+    pub settings: Settings,
+    pub certs: Vec<Certificate>,
+    /// (SSL_CTX, X509) pointers → index in `certs`. nginx's certificate
+    /// cache shares one X509 between servers, and each server may give it
+    /// another staple file: the pair is what identifies a registration.
+    by_x509: HashMap<(usize, usize), usize>,
+    /// The stapling servers, by SSL_CTX: what a certificate loaded by
+    /// variables in one of them inherits.
+    servers_by_ctx: HashMap<usize, ServerInfo>,
+    /// This worker's certificates loaded by variables.
+    pub dynamic: RefCell<HashMap<StapleKey, DynamicCert>>,
+    pub store: Option<Store>,
+    zone: Cell<Option<Zone>>,
+    zone_name: RefCell<String>,
+    /// Staples the zone had no room for in this configuration.
+    no_room: RefCell<HashSet<StapleKey>>,
+    pub http_servers: usize,
+    pub stream_servers: usize,
+    /// Wakes this worker's fetch loop (see `worker`).
+    pub wakeup: Wakeup,
+}
+
+thread_local! {
+    /// The context of this worker's cycle, set when the worker starts.
+    static CURRENT: Cell<Option<&'static StaplingContext>> = const { Cell::new(None) };
+}
+
+/// This worker's context (for the status page); None in a worker of a
+/// configuration where nothing staples.
+pub fn current() -> Option<&'static StaplingContext> {
+    CURRENT.with(|c| c.get())
+}
+
+pub fn set_current(ctx: &'static StaplingContext) {
+    CURRENT.with(|c| c.set(Some(ctx)));
+}
+
+impl StaplingContext {
+    pub fn certificate_for(&self, ssl_ctx: *mut sys::SSL_CTX, x509: *mut sys::X509) -> Option<&Certificate> {
+        self.by_x509
+            .get(&(ssl_ctx as usize, x509 as usize))
+            .and_then(|&i| self.certs.get(i))
+    }
+
+    pub fn zone(&self) -> Option<Zone> {
+        self.zone.get()
+    }
+
+    pub fn zone_name(&self) -> String {
+        self.zone_name.borrow().clone()
+    }
+
+    /// The server behind a stapling SSL_CTX (for certificates loaded by
+    /// variables, which the configuration did not show).
+    pub fn server_of(&self, ssl_ctx: *mut sys::SSL_CTX) -> Option<&ServerInfo> {
+        self.servers_by_ctx.get(&(ssl_ctx as usize))
+    }
+
+    /// Makes the staples of `target` due now, fetched from a responder,
+    /// and wakes this worker's fetch task; returns their ids. (The lease
+    /// still lets one worker fetch each.)
+    pub fn refresh_now(&self, target: RefreshTarget, now: i64) -> Vec<StapleKey> {
+        let dynamic = self.dynamic_snapshot();
+        let certs = self.certs.iter().chain(dynamic.iter().map(|c| &**c));
+        let mut keys: Vec<StapleKey> = certs
+            .filter(|c| c.plan.is_some())
+            .filter(|c| match target {
+                RefreshTarget::All => true,
+                RefreshTarget::Id(id) => c.key == id || c.sha256 == id,
+            })
+            .map(|c| c.key)
+            .collect();
+        keys.sort_unstable_by_key(|k| k.0);
+        keys.dedup();
+        let Some(zone) = self.zone() else {
+            return Vec::new();
+        };
+        let mut z = zone.lock();
+        keys.retain(|k| match z.find(k) {
+            Some(mut e) => {
+                e.set_next_refresh(now);
+                true
+            }
+            None => false,
+        });
+        drop(z);
+        self.wakeup.notify();
+        keys
+    }
+
+    /// About how large the zone must be for this configuration: its
+    /// staples and as many certificates loaded by variables as it keeps.
+    pub fn zone_bytes_needed(&self) -> usize {
+        size_for(self.certs.len() + self.settings.dynamic_max)
+    }
+
+    /// Whether the zone had no room for this staple in this configuration
+    /// (it is then neither fetched nor served).
+    pub fn without_room(&self, key: &StapleKey) -> bool {
+        self.no_room.borrow().contains(key)
+    }
+}

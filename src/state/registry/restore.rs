@@ -1,0 +1,192 @@
+//! The disk store: staples written as they are fetched, read back at a
+//! start so that nginx staples before its first fetch.
+
+use std::collections::{HashMap, HashSet};
+
+use nginx_sys::ngx_log_t;
+
+use super::{size_problem, StaplingContext};
+use crate::module::log::{log_info, log_warn};
+use crate::ocsp::response::{check_response, peek_next_update, CertStatus, CheckedResponse};
+use crate::state::certificate::{Certificate, StapleKey};
+
+impl StaplingContext {
+    /// Staples accepted while serving go to the store, if there is one the
+    /// workers can write. Certificates loaded by variables are not kept:
+    /// they are not known when the next nginx starts.
+    pub fn persist(&self, cert: &Certificate, der: Option<&[u8]>, log_: *mut ngx_log_t) {
+        let Some(store) = self.store.as_ref().filter(|s| s.writable) else {
+            return;
+        };
+        if cert.file.is_some() || cert.dynamic {
+            return;
+        }
+        let r = match der {
+            Some(der) => store.write(&cert.key, der),
+            None => store.remove(&cert.key),
+        };
+        if let Err(e) = r {
+            log_warn!(
+                log_,
+                "cannot update \"{}\" for certificate \"{}\": {e}",
+                store.path_of(&cert.key).display(),
+                cert.name
+            );
+        }
+    }
+
+    /// The store's staples for the configured staples in `wanted` (those
+    /// without a staple in the zone), checked as fetched ones are; each
+    /// file that cannot be used gets one warning.
+    pub(super) fn read_store(
+        &self,
+        wanted: &HashSet<StapleKey>,
+        log_: *mut ngx_log_t,
+        now: i64,
+    ) -> Vec<(StapleKey, CheckedResponse)> {
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
+        let files = match store.list() {
+            Ok(f) => f,
+            Err(e) => {
+                log_warn!(log_, "cannot read the store \"{}\": {e}", store.dir.display());
+                return Vec::new();
+            }
+        };
+        let fetched = || self.certs.iter().filter(|c| c.plan.is_some() && c.file.is_none());
+        let by_key: HashMap<_, _> = fetched().map(|c| (c.key, c)).collect();
+        // Releases before staple keys named a file by the certificate's
+        // SHA-256 alone: such a file is tried for every staple of that
+        // certificate still wanted, with that staple's checks.
+        let mut by_sha256: HashMap<StapleKey, Vec<&Certificate>> = HashMap::new();
+        for c in fetched() {
+            by_sha256.entry(c.sha256).or_default().push(c);
+        }
+        let mut out = Vec::new();
+        let mut found = HashSet::new();
+        let mut legacy = Vec::new();
+        for (key, path) in files {
+            if by_key.contains_key(&key) && !wanted.contains(&key) {
+                // The zone has a staple already (a reload): not read.
+                continue;
+            }
+            if !by_key.contains_key(&key) && by_sha256.contains_key(&key) {
+                legacy.push((key, path));
+                continue;
+            }
+            let shown = path.display();
+            let Some(der) = read_logged(&path, log_) else {
+                continue;
+            };
+            let Some(cert) = by_key.get(&key) else {
+                // Kept while it could serve a certificate put back in the
+                // configuration; removed once it never could.
+                let removed = useless(&der, now) && std::fs::remove_file(&path).is_ok();
+                log_warn!(
+                    log_,
+                    "\"{shown}\" in the store is for no configured certificate; ignored{}",
+                    if removed { " and removed" } else { "" }
+                );
+                continue;
+            };
+            match self.usable(cert, &der, now) {
+                Ok(resp) => {
+                    found.insert(key);
+                    out.push((key, resp));
+                }
+                Err(why) => {
+                    log_warn!(
+                        log_,
+                        "stored OCSP response \"{shown}\" for certificate \"{}\" ignored: {why}",
+                        cert.name
+                    );
+                }
+            }
+        }
+        for (sha256, path) in legacy {
+            let want: Vec<&Certificate> = by_sha256
+                .get(&sha256)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|c| wanted.contains(&c.key) && !found.contains(&c.key))
+                .collect();
+            if want.is_empty() {
+                continue;
+            }
+            let shown = path.display();
+            let Some(der) = read_logged(&path, log_) else {
+                continue;
+            };
+            let mut why = None;
+            for cert in want {
+                match self.usable(cert, &der, now) {
+                    Ok(resp) => out.push((cert.key, resp)),
+                    Err(e) => why = Some((cert, e)),
+                }
+            }
+            if let Some((cert, why)) = why {
+                let removed = useless(&der, now) && std::fs::remove_file(&path).is_ok();
+                log_warn!(
+                    log_,
+                    "stored OCSP response \"{shown}\" (written by an earlier release) \
+                     for certificate \"{}\" ignored for a server whose settings it does not satisfy: {why}{}",
+                    cert.name,
+                    if removed { "; removed" } else { "" }
+                );
+            }
+        }
+        if !out.is_empty() {
+            log_info!(
+                log_,
+                "{} staple(s) read from the store \"{}\"",
+                out.len(),
+                store.dir.display()
+            );
+        }
+        out
+    }
+
+    /// A stored response checked for `cert`'s staple as a fetched one is.
+    fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, String> {
+        if let Some(why) = size_problem(der.len(), self.settings.max_staple_bytes) {
+            return Err(why);
+        }
+        match check_response(
+            der,
+            &cert.status_id,
+            &cert.signature_check(),
+            now,
+            &self.settings.time,
+        ) {
+            Err(e) => Err(e.to_string()),
+            Ok(r) if r.status == CertStatus::Revoked && !self.settings.serve_revoked => {
+                Err("the certificate is revoked".to_string())
+            }
+            Ok(r) if r.status == CertStatus::Unknown => Err("certificate status \"unknown\"".to_string()),
+            Ok(r) => Ok(r),
+        }
+    }
+}
+
+/// A store file's content, or one warning saying why it cannot be read.
+fn read_logged(path: &std::path::Path, log_: *mut ngx_log_t) -> Option<Vec<u8>> {
+    match crate::state::store::read_file(path) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            log_warn!(log_, "cannot read \"{}\": {e}", path.display());
+            None
+        }
+    }
+}
+
+/// A stored response no certificate could use any more: past its
+/// nextUpdate, or not an OCSP response at all.
+fn useless(der: &[u8], now: i64) -> bool {
+    match peek_next_update(der) {
+        Ok(Some(next)) => next <= now,
+        Ok(None) => false,
+        Err(_) => true,
+    }
+}

@@ -1,0 +1,330 @@
+//! One staple's record in the zone: the staple itself, how it was fetched
+//! and served, and the lease that lets one worker fetch it. Fields are
+//! private; what changes them is a fetch's outcome, a handshake, a lease,
+//! each one method here, so every writer keeps the record consistent.
+
+use std::mem;
+use std::ptr::{self, NonNull};
+
+use nginx_sys::{ngx_rbtree_node_t, ngx_slab_free_locked, ngx_slab_pool_t};
+
+use super::view::{EntryView, FetchResult, StapleSource, LAST_ERROR_LEN};
+use super::{alloc_locked, bump_generation, ZoneFull};
+use crate::ocsp::response::{CertStatus, CheckedResponse};
+use crate::state::certificate::StapleKey;
+
+#[repr(C)]
+pub struct Entry {
+    /// First field: the tree's nodes are entries.
+    pub(super) node: ngx_rbtree_node_t,
+    key: StapleKey,
+    der: *mut u8,
+    der_len: usize,
+    source: StapleSource,
+    status: CertStatus,
+    this_update: i64,
+    /// 0 when the response has no nextUpdate.
+    next_update: i64,
+    stored_at: i64,
+    /// Fetch scheduling and the lease that lets exactly one worker fetch.
+    next_refresh: i64,
+    failures: u32,
+    lease_pid: i32,
+    lease_until: i64,
+    fetch_ok: u64,
+    fetch_failed: u64,
+    stapled: u64,
+    unstapled: u64,
+    /// When the last fetch ended, and how.
+    last_fetch: i64,
+    last_result: FetchResult,
+    /// Registered by a handshake (a certificate loaded by variables), not
+    /// by the configuration; evicted least recently used first.
+    pub(super) dynamic: bool,
+    /// Last handshake that asked for it (dynamic entries' LRU order).
+    pub(super) last_used: i64,
+    /// When "must-staple certificate served without a staple" was last
+    /// logged, so that all workers together log it once a minute.
+    gap_logged: i64,
+    last_error: [u8; LAST_ERROR_LEN],
+    last_error_len: usize,
+    pub(super) config_seq: u64,
+}
+
+/// Why a worker may not fetch an entry now, and when to look again.
+pub struct NotYet(pub i64);
+
+impl Entry {
+    pub(super) fn new(key: StapleKey, config_seq: u64, dynamic: bool, now: i64) -> Self {
+        // SAFETY: an all-zero rbtree node is what nginx starts nodes from.
+        let node: ngx_rbtree_node_t = unsafe { mem::zeroed() };
+        Entry {
+            node,
+            key,
+            der: ptr::null_mut(),
+            der_len: 0,
+            source: StapleSource::None,
+            status: CertStatus::Unknown,
+            this_update: 0,
+            next_update: 0,
+            stored_at: 0,
+            next_refresh: 0,
+            failures: 0,
+            lease_pid: 0,
+            lease_until: 0,
+            fetch_ok: 0,
+            fetch_failed: 0,
+            stapled: 0,
+            unstapled: 0,
+            last_fetch: 0,
+            last_result: FetchResult::None,
+            dynamic,
+            last_used: if dynamic { now } else { 0 },
+            gap_logged: 0,
+            last_error: [0; LAST_ERROR_LEN],
+            last_error_len: 0,
+            config_seq,
+        }
+    }
+
+    pub fn key(&self) -> StapleKey {
+        self.key
+    }
+
+    pub fn source(&self) -> StapleSource {
+        self.source
+    }
+
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
+    }
+
+    /// The staple, if there is one that may be served at `now`: never at or
+    /// after its nextUpdate. (Whether a revoked response may be a staple at
+    /// all is decided before it is stored.)
+    pub fn servable(&self, now: i64) -> Option<&[u8]> {
+        if self.next_update != 0 && self.next_update <= now {
+            return None;
+        }
+        self.der()
+    }
+
+    /// The staple's DER, whatever its validity (for the disk store).
+    pub fn der(&self) -> Option<&[u8]> {
+        if self.der.is_null() || self.der_len == 0 {
+            return None;
+        }
+        // SAFETY: der/der_len describe a live slab allocation owned by this
+        // entry; entries are only reached under the zone lock.
+        Some(unsafe { std::slice::from_raw_parts(self.der, self.der_len) })
+    }
+
+    pub fn last_error(&self) -> &[u8] {
+        &self.last_error[..self.last_error_len.min(LAST_ERROR_LEN)]
+    }
+
+    fn set_last_error(&mut self, msg: &str) {
+        let b = msg.as_bytes();
+        let n = b.len().min(LAST_ERROR_LEN);
+        self.last_error[..n].copy_from_slice(&b[..n]);
+        self.last_error_len = n;
+    }
+
+    pub fn view(&self) -> EntryView {
+        EntryView {
+            source: self.source,
+            has_staple: self.der().is_some(),
+            status: self.status,
+            this_update: self.this_update,
+            next_update: self.next_update,
+            next_refresh: self.next_refresh,
+            last_fetch: self.last_fetch,
+            last_result: self.last_result,
+            last_error: self.last_error,
+            last_error_len: self.last_error_len.min(LAST_ERROR_LEN),
+            fetch_ok: self.fetch_ok,
+            fetch_failed: self.fetch_failed,
+            stapled: self.stapled,
+            unstapled: self.unstapled,
+            bytes: self.der_len,
+        }
+    }
+
+    /// A handshake served this entry's staple (`true`) or none.
+    pub fn count_handshake(&mut self, stapled: bool, now: i64) {
+        if stapled {
+            self.stapled += 1;
+        } else {
+            self.unstapled += 1;
+        }
+        if self.dynamic {
+            self.last_used = now;
+        }
+    }
+
+    /// True when a gap (must-staple served without a staple) should be
+    /// logged now: at most once per `interval` seconds, by all workers
+    /// together.
+    pub fn take_gap_log(&mut self, now: i64, interval: i64) -> bool {
+        if self.gap_logged != 0 && now - self.gap_logged < interval {
+            return false;
+        }
+        self.gap_logged = now;
+        true
+    }
+
+    /// Takes the fetch lease for `me` until `until` when the entry is due
+    /// and no live worker holds it (`may_take` decides about the holder).
+    /// Returns the worker the lease was taken over from, if any.
+    pub fn take_lease(
+        &mut self,
+        me: i32,
+        now: i64,
+        until: i64,
+        may_take: impl FnOnce(i32, i64) -> bool,
+    ) -> Result<Option<i32>, NotYet> {
+        if self.next_refresh > now {
+            return Err(NotYet(self.next_refresh));
+        }
+        if !may_take(self.lease_pid, self.lease_until) {
+            return Err(NotYet(self.lease_until));
+        }
+        let previous = std::mem::replace(&mut self.lease_pid, me);
+        self.lease_until = until;
+        Ok((previous != 0 && previous != me).then_some(previous))
+    }
+
+    /// A fetch ended at `now`: the lease is free again.
+    pub fn end_fetch(&mut self, now: i64) {
+        self.lease_pid = 0;
+        self.lease_until = 0;
+        self.last_fetch = now;
+    }
+
+    pub fn set_next_refresh(&mut self, at: i64) {
+        self.next_refresh = at;
+    }
+
+    /// Whether `resp` (a revocation) is news: another status or another
+    /// response than the one recorded.
+    pub fn is_new_revocation(&self, resp: &CheckedResponse) -> bool {
+        self.status != CertStatus::Revoked || self.this_update != resp.this_update
+    }
+
+    /// A fetch failed with `cause`; `schedule(failures, kept)` says when to
+    /// try again, `kept` being the nextUpdate (0: none) of a staple still
+    /// served. Returns that `kept`.
+    pub fn record_failure(
+        &mut self,
+        cause: &str,
+        now: i64,
+        schedule: impl FnOnce(u32, Option<i64>) -> i64,
+    ) -> Option<i64> {
+        self.failures = self.failures.saturating_add(1);
+        self.fetch_failed += 1;
+        self.last_result = FetchResult::Failed;
+        self.set_last_error(cause);
+        let kept = self.servable(now).map(|_| self.next_update);
+        self.next_refresh = schedule(self.failures, kept.filter(|&n| n != 0));
+        kept
+    }
+
+    pub fn next_refresh(&self) -> i64 {
+        self.next_refresh
+    }
+}
+
+/// An entry of a locked zone, with the zone's allocator at hand: what
+/// replaces or drops its staple. Lives no longer than the lock's borrow.
+pub struct EntryMut<'a> {
+    pub(super) entry: &'a mut Entry,
+    pub(super) pool: NonNull<ngx_slab_pool_t>,
+}
+
+impl std::ops::Deref for EntryMut<'_> {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        self.entry
+    }
+}
+
+impl std::ops::DerefMut for EntryMut<'_> {
+    fn deref_mut(&mut self) -> &mut Entry {
+        self.entry
+    }
+}
+
+impl EntryMut<'_> {
+    fn free_der(&mut self) {
+        if !self.entry.der.is_null() {
+            // SAFETY: der came from this pool's allocator; the lock is held
+            // for as long as this EntryMut lives.
+            unsafe { ngx_slab_free_locked(self.pool.as_ptr(), self.entry.der.cast()) };
+        }
+        self.entry.der = ptr::null_mut();
+        self.entry.der_len = 0;
+    }
+
+    /// Replaces the staple. On failure the previous staple stays.
+    pub fn store(&mut self, resp: &CheckedResponse, source: StapleSource, now: i64) -> Result<(), ZoneFull> {
+        let len = resp.der.len();
+        // SAFETY: the lock is held for as long as this EntryMut lives.
+        let p = unsafe { alloc_locked(self.pool, len.max(1)) }.ok_or(ZoneFull)?;
+        // SAFETY: p has room for len bytes.
+        unsafe { ptr::copy_nonoverlapping(resp.der.as_ptr(), p, len) };
+        self.free_der();
+        let e = &mut *self.entry;
+        e.der = p;
+        e.der_len = len;
+        e.source = source;
+        e.status = resp.status;
+        e.this_update = resp.this_update;
+        e.next_update = resp.next_update.unwrap_or(0);
+        e.stored_at = now;
+        // SAFETY: as above.
+        unsafe { bump_generation(self.pool) };
+        Ok(())
+    }
+
+    /// Drops the staple (a removed file).
+    pub fn clear(&mut self) {
+        self.free_der();
+        self.entry.source = StapleSource::None;
+        // SAFETY: the lock is held for as long as this EntryMut lives.
+        unsafe { bump_generation(self.pool) };
+    }
+
+    /// A fetch brought `resp`: it becomes the staple; the next fetch is at
+    /// `next_refresh`. On failure (no room) nothing changes.
+    pub fn record_fetched(
+        &mut self,
+        resp: &CheckedResponse,
+        now: i64,
+        next_refresh: i64,
+    ) -> Result<(), ZoneFull> {
+        self.store(resp, StapleSource::Fetched, now)?;
+        let e = &mut *self.entry;
+        e.last_result = FetchResult::Ok;
+        e.fetch_ok += 1;
+        e.failures = 0;
+        e.set_last_error("");
+        e.next_refresh = next_refresh;
+        Ok(())
+    }
+
+    /// A fetch said the certificate is revoked (and revoked responses are
+    /// not served): the staple goes.
+    pub fn record_revoked(&mut self, resp: &CheckedResponse, next_refresh: i64) {
+        self.clear();
+        let e = &mut *self.entry;
+        e.last_result = FetchResult::Revoked;
+        e.status = CertStatus::Revoked;
+        e.this_update = resp.this_update;
+        e.next_update = resp.next_update.unwrap_or(0);
+        e.fetch_ok += 1;
+        e.failures = 0;
+        e.set_last_error("certificate is revoked");
+        e.next_refresh = next_refresh;
+    }
+}

@@ -1,0 +1,379 @@
+//! The shared-memory zone: one slab pool, one red-black tree of entries
+//! keyed by the staple id (see `StapleKey`). Entries hold no
+//! pointers into worker memory, so every worker, and the next cycle after a
+//! reload, reads them alike.
+//!
+//! Locking: the slab pool's own `ngx_shmtx`. When a worker dies holding it,
+//! the master force-unlocks it (`ngx_unlock_mutexes`); a spinlock of our own
+//! would stay locked forever.
+
+mod entry;
+mod room;
+mod tree;
+mod view;
+
+use std::mem;
+use std::ptr::{self, NonNull};
+
+use nginx_sys::{
+    ngx_rbtree_delete, ngx_rbtree_insert, ngx_rbtree_node_t, ngx_rbtree_t, ngx_shmtx_lock, ngx_shmtx_unlock,
+    ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_init, ngx_slab_pool_t,
+};
+
+use crate::state::certificate::StapleKey;
+
+pub use entry::{Entry, EntryMut, NotYet};
+pub use room::{size_for, STAPLE_ESTIMATE};
+pub use view::{EntryView, StapleSource};
+#[cfg(test)]
+pub use view::{FetchResult, LAST_ERROR_LEN};
+
+/// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
+/// with another value is wiped and started afresh.
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0003;
+
+#[repr(C)]
+struct Root {
+    magic: u64,
+    /// Bumped on every change of a staple, for per-worker caches.
+    generation: u64,
+    /// Bumped by every configuration that (re)initialises the zone; entries
+    /// not marked with the current value belong to removed certificates.
+    config_seq: u64,
+    entries: usize,
+    /// Entries of certificates registered while serving (variables).
+    dynamic_entries: usize,
+    /// Non-zero once "the zone is full" was logged at `crit` in this
+    /// configuration (later failures are logged at `debug`).
+    full_logged: usize,
+    tree: ngx_rbtree_t,
+    sentinel: ngx_rbtree_node_t,
+}
+
+/// A zone as seen by one process. Copyable; the memory is shared.
+#[derive(Clone, Copy)]
+pub struct Zone {
+    pool: NonNull<ngx_slab_pool_t>,
+}
+
+// SAFETY: nginx processes are single-threaded; the zone is locked across
+// processes by the slab mutex.
+unsafe impl Send for Zone {}
+unsafe impl Sync for Zone {}
+
+impl Zone {
+    /// # Safety
+    /// `addr` is the start of an initialised zone (its slab pool).
+    pub unsafe fn from_addr(addr: *mut u8) -> Option<Zone> {
+        NonNull::new(addr.cast()).map(|pool| Zone { pool })
+    }
+
+    pub fn lock(&self) -> Locked<'_> {
+        // SAFETY: the pool is live for the process' lifetime of the cycle.
+        unsafe { ngx_shmtx_lock(&mut (*self.pool.as_ptr()).mutex) };
+        Locked { zone: self }
+    }
+}
+
+pub struct Locked<'a> {
+    zone: &'a Zone,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we hold the lock taken in `Zone::lock`.
+        unsafe { ngx_shmtx_unlock(&mut (*self.zone.pool.as_ptr()).mutex) };
+    }
+}
+
+/// What `Locked::prepare` did to the zone.
+pub enum Prepared {
+    Fresh,
+    Reused,
+    Wiped,
+}
+
+/// The zone is full: nothing more could be stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the shared zone is full")]
+pub struct ZoneFull;
+
+/// Allocates `size` bytes from the pool.
+///
+/// # Safety
+/// The pool's lock is held.
+unsafe fn alloc_locked(pool: NonNull<ngx_slab_pool_t>, size: usize) -> Option<*mut u8> {
+    // SAFETY: the contract above.
+    let p = unsafe { ngx_slab_alloc_locked(pool.as_ptr(), size) } as *mut u8;
+    (!p.is_null()).then_some(p)
+}
+
+/// The zone's root, when the pool holds one of this layout.
+///
+/// # Safety
+/// The pool's lock is held; the returned reference is not used after it
+/// is released, nor alongside another reference to the root.
+unsafe fn root_of<'a>(pool: NonNull<ngx_slab_pool_t>) -> Option<&'a mut Root> {
+    // SAFETY: `data` is null or our Root, set by `prepare` under the lock.
+    unsafe {
+        let root = (*pool.as_ptr()).data as *mut Root;
+        if root.is_null() || (*root).magic != LAYOUT_MAGIC {
+            return None;
+        }
+        Some(&mut *root)
+    }
+}
+
+/// Marks a change of a staple, for per-worker caches.
+///
+/// # Safety
+/// As for `root_of`.
+unsafe fn bump_generation(pool: NonNull<ngx_slab_pool_t>) {
+    // SAFETY: the contract above.
+    if let Some(root) = unsafe { root_of(pool) } {
+        root.generation = root.generation.wrapping_add(1);
+    }
+}
+
+impl Locked<'_> {
+    fn pool(&self) -> *mut ngx_slab_pool_t {
+        self.zone.pool.as_ptr()
+    }
+
+    fn root(&mut self) -> Option<&mut Root> {
+        // SAFETY: we hold the lock; the root's borrow is tied to `self`.
+        unsafe { root_of(self.zone.pool) }
+    }
+
+    fn alloc(&self, size: usize) -> Option<*mut u8> {
+        // SAFETY: we hold the lock.
+        unsafe { alloc_locked(self.zone.pool, size) }
+    }
+
+    fn free(&self, p: *mut u8) {
+        // SAFETY: p came from `alloc` on this pool; we hold the lock.
+        unsafe { ngx_slab_free_locked(self.pool(), p.cast()) }
+    }
+
+    /// Makes the zone usable by a new configuration: keeps the tree of a
+    /// previous cycle when its layout matches, starts afresh otherwise, and
+    /// returns the sequence number entries of this configuration carry.
+    pub fn prepare(&mut self) -> Result<(Prepared, u64), ZoneFull> {
+        // SAFETY: we hold the lock; data is null or was set by us.
+        let (state, root) = unsafe {
+            let pool = self.pool();
+            let old = (*pool).data as *mut Root;
+            let state = if old.is_null() {
+                Prepared::Fresh
+            } else if (*old).magic == LAYOUT_MAGIC {
+                Prepared::Reused
+            } else {
+                ngx_slab_init(pool);
+                (*pool).data = ptr::null_mut();
+                Prepared::Wiped
+            };
+            if (*pool).data.is_null() {
+                let root = self.alloc(mem::size_of::<Root>()).ok_or(ZoneFull)? as *mut Root;
+                ptr::write_bytes(root, 0, 1);
+                (*root).magic = LAYOUT_MAGIC;
+                nginx_sys::ngx_rbtree_init(
+                    &mut (*root).tree,
+                    &mut (*root).sentinel,
+                    Some(tree::insert_entry),
+                );
+                (*pool).data = root.cast();
+            }
+            (state, &mut *((*pool).data as *mut Root))
+        };
+        // The insert function lives in this module's code: point the tree
+        // at this load of it.
+        root.tree.insert = Some(tree::insert_entry);
+        root.config_seq += 1;
+        root.full_logged = 0;
+        // The module says when the zone is full, once, with the size it
+        // needs; the slab pool's own "ngx_slab_alloc() failed: no memory"
+        // at every failed allocation would only repeat it.
+        // SAFETY: we hold the lock.
+        unsafe { (*self.pool()).set_log_nomem(0) };
+        Ok((state, root.config_seq))
+    }
+
+    /// The entry of `key`'s node, as a raw pointer (the caller decides how
+    /// long to borrow it).
+    fn lookup(&mut self, key: &StapleKey) -> Option<NonNull<Entry>> {
+        let root = self.root()?;
+        // SAFETY: a valid tree of entries, under the lock.
+        unsafe { tree::find(&root.tree, key) }
+    }
+
+    fn entry_mut(&mut self, e: NonNull<Entry>) -> EntryMut<'_> {
+        EntryMut {
+            // SAFETY: `e` is an entry of this tree, allocated while the
+            // lock is held; the EntryMut borrows the lock mutably, so no
+            // other reference into the zone exists while it lives.
+            entry: unsafe { &mut *e.as_ptr() },
+            pool: self.zone.pool,
+        }
+    }
+
+    pub fn find(&mut self, key: &StapleKey) -> Option<EntryMut<'_>> {
+        let e = self.lookup(key)?;
+        Some(self.entry_mut(e))
+    }
+
+    /// Allocates and links a new entry.
+    fn insert(&mut self, key: &StapleKey, dynamic: bool, now: i64) -> Result<NonNull<Entry>, ZoneFull> {
+        let root = self.root().ok_or(ZoneFull)? as *mut Root;
+        let p = self.alloc(mem::size_of::<Entry>()).ok_or(ZoneFull)? as *mut Entry;
+        // SAFETY: fresh allocation of the right size; tree and root are ours
+        // and the lock is held.
+        unsafe {
+            ptr::write(p, Entry::new(*key, (*root).config_seq, dynamic, now));
+            (*p).node.key = tree::tree_key(key);
+            ngx_rbtree_insert(&mut (*root).tree, &mut (*p).node);
+            (*root).entries += 1;
+            if dynamic {
+                (*root).dynamic_entries += 1;
+            }
+        }
+        NonNull::new(p).ok_or(ZoneFull)
+    }
+
+    /// The entry for `key`, created if missing, marked as part of the
+    /// configuration `seq`.
+    pub fn register(&mut self, key: &StapleKey, seq: u64) -> Result<EntryMut<'_>, ZoneFull> {
+        let e = match self.lookup(key) {
+            Some(e) => {
+                // SAFETY: an entry of this tree, lock held; no other
+                // reference to it is live.
+                let was_dynamic = unsafe { mem::replace(&mut (*e.as_ptr()).dynamic, false) };
+                // Now configured: no longer subject to eviction.
+                if was_dynamic {
+                    if let Some(root) = self.root() {
+                        root.dynamic_entries -= 1;
+                    }
+                }
+                e
+            }
+            None => self.insert(key, false, 0)?,
+        };
+        let e = self.entry_mut(e);
+        e.entry.config_seq = seq;
+        Ok(e)
+    }
+
+    /// Every entry (for sweeps and the status page).
+    fn entries(&mut self) -> Vec<*mut Entry> {
+        match self.root() {
+            // SAFETY: a valid tree of entries, under the lock.
+            Some(root) => unsafe { tree::all(&root.tree) },
+            None => Vec::new(),
+        }
+    }
+
+    /// Calls `f` with every entry.
+    pub fn for_each(&mut self, mut f: impl FnMut(&Entry)) {
+        for e in self.entries() {
+            // SAFETY: entries stay allocated while the lock is held.
+            f(unsafe { &*e });
+        }
+    }
+
+    /// Unlinks and frees one entry.
+    ///
+    /// # Safety
+    /// `e` is an entry of this zone's tree; the lock is held.
+    unsafe fn remove(&mut self, e: *mut Entry) {
+        let Some(root) = self.root() else { return };
+        let root = root as *mut Root;
+        // SAFETY: the contract above; `root` is the zone's live root.
+        unsafe {
+            ngx_rbtree_delete(&mut (*root).tree, &mut (*e).node);
+            (*root).entries -= 1;
+            if (*e).dynamic {
+                (*root).dynamic_entries -= 1;
+            }
+        }
+        // SAFETY: as above; the EntryMut frees the staple with this pool.
+        self.entry_mut(unsafe { NonNull::new_unchecked(e) }).clear();
+        self.free(e.cast());
+    }
+
+    /// Frees the entries no configuration since `seq` registered. Entries
+    /// of certificates loaded by variables stay (bounded by their maximum):
+    /// the next configuration may well serve them again.
+    pub fn sweep(&mut self, seq: u64) -> usize {
+        // Collect first, then delete, so the walk never sees a
+        // half-rebalanced tree.
+        // SAFETY: entries stay allocated while the lock is held.
+        let stale: Vec<_> = self
+            .entries()
+            .into_iter()
+            .filter(|&e| unsafe { !(*e).dynamic && (*e).config_seq != seq })
+            .collect();
+        for &e in &stale {
+            // SAFETY: an entry of this tree, lock held.
+            unsafe { self.remove(e) };
+        }
+        stale.len()
+    }
+
+    pub fn dynamic_entries(&mut self) -> usize {
+        self.root().map_or(0, |r| r.dynamic_entries)
+    }
+
+    /// Evicts least recently used dynamic entries until at most `max` are
+    /// left; returns how many went.
+    pub fn trim_dynamic(&mut self, max: usize) -> usize {
+        let mut evicted = 0;
+        while self.dynamic_entries() > max {
+            // SAFETY: entries stay allocated while the lock is held.
+            let oldest = self
+                .entries()
+                .into_iter()
+                .filter(|&e| unsafe { (*e).dynamic })
+                .min_by_key(|&e| unsafe { (*e).last_used });
+            let Some(e) = oldest else { break };
+            // SAFETY: an entry of this tree, lock held.
+            unsafe { self.remove(e) };
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// The entry of a certificate met during a handshake (loaded by
+    /// variables), created if missing; at most `max` such entries exist,
+    /// the least recently used is evicted to make room. `created` tells
+    /// whether it is new.
+    pub fn register_dynamic(
+        &mut self,
+        key: &StapleKey,
+        now: i64,
+        max: usize,
+    ) -> Result<(EntryMut<'_>, bool), ZoneFull> {
+        if let Some(e) = self.lookup(key) {
+            let e = self.entry_mut(e);
+            e.entry.last_used = now;
+            return Ok((e, false));
+        }
+        if max == 0 {
+            return Err(ZoneFull);
+        }
+        self.trim_dynamic(max - 1);
+        let e = self.insert(key, true, now)?;
+        Ok((self.entry_mut(e), true))
+    }
+
+    /// True the first time it is called in this configuration (after
+    /// `prepare`): the zone being full is logged at `crit` once per
+    /// configuration, by whichever process meets it first.
+    pub fn take_full_warning(&mut self) -> bool {
+        match self.root() {
+            Some(root) if root.full_logged == 0 => {
+                root.full_logged = 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
