@@ -34,7 +34,7 @@ http {
 EOF
 
 # nginx -t writes its refusals to the error log too.
-$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value|invalid "ssl_stapling_proxy")/);
+$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value|invalid parameter|invalid "ssl_stapling_proxy")/);
 
 my %main = (
 	ssl_stapling_zone => 'one:64k',
@@ -56,6 +56,9 @@ for my $d (sort keys %main) {
 $t->write_config("events { }\nhttp {\n    ssl_stapling_store a;\n    ssl_stapling_store b;\n}\n");
 my ($rc, $out) = $t->test_config;
 like($out, qr/\[emerg\] "ssl_stapling_store" directive is duplicate/, 'ssl_stapling_store twice: "is duplicate"');
+$t->write_config("events { }\nhttp {\n    ssl_stapling_store a sharing;\n}\n");
+($rc, $out) = $t->test_config;
+like($out, qr/\[emerg\] invalid parameter "sharing", it must be "shared" after a path/, 'ssl_stapling_store a sharing: refused');
 
 for my $bad ('512', '65k', 'lots') {
 	$t->write_config("ssl_stapling_max_size $bad;\nevents { }\n$server");

@@ -2,4 +2,5 @@
 
 pub mod exchange;
 pub mod net;
+pub mod shared;
 pub mod worker;

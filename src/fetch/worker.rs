@@ -14,11 +14,13 @@ use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INF
 use ngx::async_::{sleep, spawn, Task};
 
 use crate::fetch::exchange::{fetch, FetchError, FetchJob, Fetched};
+use crate::fetch::shared::{self, Step};
 use crate::module::log::{log_alert, log_info, log_notice, log_prefixed};
 use crate::ocsp::response::CertStatus;
 use crate::ocsp::schedule;
 use crate::state::certificate::Certificate;
 use crate::state::registry::{size_problem, StaplingContext};
+use crate::state::store::lease_holder;
 use crate::state::wakeup::Wakeup;
 use crate::state::zone::{Entry, NotYet, Zone};
 
@@ -150,6 +152,10 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
     // Dropping these (when the worker exits) cancels the fetches in flight.
     let mut fetches: Vec<Task<()>> = Vec::new();
     let mut cursor = 0usize;
+    // A store shared with other instances, and this worker's name in its
+    // lease files.
+    let shared = ctx.store.as_ref().filter(|s| s.shared && s.writable);
+    let me = lease_holder();
     loop {
         if exiting() {
             return;
@@ -191,12 +197,28 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
                             cert.name
                         );
                     }
+                    let store = shared.filter(|_| !cert.dynamic);
+                    if let Some(store) = store {
+                        match shared::before_fetch(ctx, zone, &cert, store, &me, log) {
+                            Step::Fetch => {}
+                            Step::Taken => continue,
+                            Step::Wait(at) => {
+                                shared::wait(zone, &cert, at);
+                                wake = wake.min(at);
+                                continue;
+                            }
+                        }
+                    }
                     cursor = i + 1;
                     in_flight.set(in_flight.get() + 1);
                     let in_flight = in_flight.clone();
+                    let me = me.clone();
                     fetches.push(spawn(CatchPanic {
                         inner: Box::pin(async move {
                             fetch_one(ctx, zone, &cert, log).await;
+                            if let Some(store) = store {
+                                store.release_lease(&cert.key, &me);
+                            }
                             in_flight.set(in_flight.get().saturating_sub(1));
                             ctx.wakeup.notify();
                         }),

@@ -9,7 +9,8 @@ use std::ptr;
 use nginx_sys::{
     ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
     ngx_http_module_t, ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_NOARGS,
-    NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE,
+    NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::Pool;
 
@@ -30,7 +31,8 @@ const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
 pub enum StoreSetting {
     Unset,
     Off,
-    Dir(String),
+    /// The directory, and whether several nginx instances share it.
+    Dir(String, bool),
 }
 
 /// Main configuration of the http part and of the stream part.
@@ -116,7 +118,8 @@ unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     })
 }
 
-/// `ssl_stapling_store path | off;` (a relative path is under nginx's prefix).
+/// `ssl_stapling_store path [shared] | off;` (a relative path is under
+/// nginx's prefix).
 unsafe extern "C" fn set_store(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
@@ -144,14 +147,28 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
         ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "empty \"ssl_stapling_store\" path");
         return NGX_CONF_ERROR;
     }
+    // SAFETY: the contract above.
+    let shared = match unsafe { arg(cf, 2) } {
+        None => false,
+        Some(v) if v.as_bytes() == b"shared" && text != "off" => true,
+        Some(v) => {
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "invalid parameter \"{}\", it must be \"shared\" after a path",
+                v
+            );
+            return NGX_CONF_ERROR;
+        }
+    };
     conf.store = if text == "off" {
         StoreSetting::Off
     } else if text.starts_with('/') {
-        StoreSetting::Dir(text)
+        StoreSetting::Dir(text, shared)
     } else {
         // SAFETY: the cycle being configured has its prefix.
         let prefix = unsafe { String::from_utf8_lossy((*(*cf).cycle).prefix.as_bytes()).into_owned() };
-        StoreSetting::Dir(format!("{prefix}{text}"))
+        StoreSetting::Dir(format!("{prefix}{text}"), shared)
     };
     NGX_CONF_OK
 }
@@ -388,7 +405,7 @@ static mut HTTP_COMMANDS: [ngx_command_t; 4] = [
     },
     command(
         ngx::ngx_string!("ssl_stapling_store"),
-        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12,
         set_store,
     ),
     command(
@@ -445,7 +462,7 @@ static mut STREAM_COMMANDS: [ngx_command_t; 3] = [
     },
     command(
         ngx::ngx_string!("ssl_stapling_store"),
-        NGX_STREAM_MAIN_CONF | NGX_CONF_TAKE1,
+        NGX_STREAM_MAIN_CONF | NGX_CONF_TAKE12,
         set_store,
     ),
     ngx_command_t::empty(),

@@ -41,14 +41,17 @@ pub(super) unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::S
     };
     let http = block(c"ngx_http_module", http_index);
     let stream = block(c"ngx_stream_module", stream_index);
-    let dir = match (http, stream) {
-        (StoreSetting::Dir(a), StoreSetting::Dir(b)) if a != b => {
+    let (dir, shared) = match (http, stream) {
+        (StoreSetting::Dir(a, x), StoreSetting::Dir(b, y)) if a != b || x != y => {
+            let shared = |s: bool| if s { " shared" } else { "" };
             return Err(format!(
-                "\"ssl_stapling_store\" is \"{a}\" in http and \"{b}\" in stream: \
-                 there is one store, name the same directory or only one"
-            ))
+                "\"ssl_stapling_store\" is \"{a}\"{} in http and \"{b}\"{} in stream: \
+                 there is one store, name the same directory (and \"shared\" or not) or only one",
+                shared(x),
+                shared(y)
+            ));
         }
-        (StoreSetting::Dir(a), _) | (_, StoreSetting::Dir(a)) => a,
+        (StoreSetting::Dir(a, shared), _) | (_, StoreSetting::Dir(a, shared)) => (a, shared),
         _ => return Ok(None),
     };
     let path = std::path::PathBuf::from(&dir);
@@ -72,7 +75,11 @@ pub(super) unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::S
             }
         }
     };
-    Ok(Some(store::Store { dir: path, writable }))
+    Ok(Some(store::Store {
+        dir: path,
+        writable,
+        shared,
+    }))
 }
 
 /// The user and group the workers will run as, when the master is root.

@@ -26,6 +26,51 @@ pub struct Store {
     /// False when the workers cannot write it (logged once at startup):
     /// staples are still read from it, never written.
     pub writable: bool,
+    /// Shared by several nginx instances (`ssl_stapling_store PATH
+    /// shared`): a staple another instance wrote is taken before fetching,
+    /// and a lease file per staple lets one instance fetch it.
+    pub shared: bool,
+}
+
+const LEASE_SUFFIX: &str = ".lease";
+
+/// What `take_lease` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoreLease {
+    /// Ours now; it was taken over from that holder, whose deadline passed.
+    Taken { from: Option<String> },
+    /// Another instance's ("host pid"), until then (Unix seconds).
+    Held { by: String, until: i64 },
+}
+
+/// A lease file's content: "<host> <pid> <deadline>", the deadline written
+/// inside it (shared file systems cache file times).
+fn parse_lease(text: &str) -> Option<(String, i64)> {
+    let mut parts = text.split_whitespace();
+    let (host, pid, until) = (parts.next()?, parts.next()?, parts.next()?);
+    pid.parse::<u32>().ok()?;
+    Some((format!("{host} {pid}"), until.parse().ok()?))
+}
+
+/// This instance's name in lease files: host name and pid.
+pub fn lease_holder() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end])
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .collect::<String>()
+    } else {
+        String::new()
+    };
+    let host = if host.is_empty() {
+        "unknown".to_string()
+    } else {
+        host
+    };
+    format!("{host} {}", std::process::id())
 }
 
 impl Store {
@@ -66,6 +111,85 @@ impl Store {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    fn lease_path(&self, key: &StapleKey) -> PathBuf {
+        self.dir.join(format!("{key}{LEASE_SUFFIX}"))
+    }
+
+    /// Takes the fetch lease of a staple for `me` until `until`: a file
+    /// created exclusively. A lease whose deadline passed is taken over: it
+    /// is renamed away first, so that of two instances taking it over at
+    /// once only one succeeds.
+    pub fn take_lease(&self, key: &StapleKey, me: &str, now: i64, until: i64) -> io::Result<StoreLease> {
+        let path = self.lease_path(key);
+        let mut from = None;
+        for _ in 0..3 {
+            let created = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&path);
+            match created {
+                Ok(mut f) => {
+                    f.write_all(format!("{me} {until}\n").as_bytes())?;
+                    return Ok(StoreLease::Taken { from });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            let held = read_file(&path)
+                .ok()
+                .and_then(|b| parse_lease(&String::from_utf8_lossy(&b)));
+            match held {
+                Some((by, held_until)) if held_until > now && by != me => {
+                    return Ok(StoreLease::Held {
+                        by,
+                        until: held_until,
+                    });
+                }
+                // Past its deadline, ours from before, or unreadable (a
+                // writer that died between creating and writing it): moved
+                // away, then created afresh.
+                held => {
+                    let aside = self
+                        .dir
+                        .join(format!(".{key}{LEASE_SUFFIX}{TEMP_MARK}{}", std::process::id()));
+                    match fs::rename(&path, &aside) {
+                        Ok(()) => {
+                            let _ = fs::remove_file(&aside);
+                            from = held.map(|(by, _)| by).filter(|by| by != me);
+                        }
+                        // Another instance moved it first: look again.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(io::Error::other("the lease file keeps changing"))
+    }
+
+    /// Removes the staple's lease file if `me` holds it.
+    pub fn release_lease(&self, key: &StapleKey, me: &str) {
+        let path = self.lease_path(key);
+        let ours = read_file(&path)
+            .ok()
+            .and_then(|b| parse_lease(&String::from_utf8_lossy(&b)))
+            .is_some_and(|(by, _)| by == me);
+        if ours {
+            let _ = fs::remove_file(&path);
+        }
+    }
+
+    /// The staple's file, if there is one (read as `read_file` reads).
+    pub fn read(&self, key: &StapleKey) -> io::Result<Option<Vec<u8>>> {
+        match read_file(&self.path_of(key)) {
+            Ok(der) => Ok(Some(der)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn remove(&self, key: &StapleKey) -> io::Result<()> {
@@ -241,6 +365,7 @@ mod tests {
         let store = Store {
             dir: dir.clone(),
             writable: true,
+            shared: false,
         };
         let key = StapleKey([0xab; 32]);
         assert!(!store.path_of(&key).exists());
@@ -291,6 +416,7 @@ mod tests {
         let store = Store {
             dir: dir.clone(),
             writable: true,
+            shared: false,
         };
         let key = StapleKey([0x11; 32]);
         let tmp = dir.join(format!(".{key}{SUFFIX}{TEMP_MARK}{}", std::process::id()));
@@ -315,5 +441,57 @@ mod tests {
         fs::write(&dir, b"x").unwrap();
         assert!(prepare(&dir, None).unwrap_err().contains("not a directory"));
         fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn lease_files() {
+        let dir = tmpdir("lease");
+        prepare(&dir, None).unwrap();
+        let store = Store {
+            dir: dir.clone(),
+            writable: true,
+            shared: true,
+        };
+        let key = StapleKey([0xcd; 32]);
+        assert_eq!(
+            store.take_lease(&key, "a 1", 100, 150).unwrap(),
+            StoreLease::Taken { from: None }
+        );
+        // Another instance finds it live, with its holder and deadline.
+        assert_eq!(
+            store.take_lease(&key, "b 2", 120, 170).unwrap(),
+            StoreLease::Held {
+                by: "a 1".into(),
+                until: 150
+            }
+        );
+        // Past its deadline: taken over, saying from whom.
+        assert_eq!(
+            store.take_lease(&key, "b 2", 150, 200).unwrap(),
+            StoreLease::Taken {
+                from: Some("a 1".into())
+            }
+        );
+        // Only the holder releases it.
+        store.release_lease(&key, "a 1");
+        assert!(matches!(
+            store.take_lease(&key, "c 3", 160, 210).unwrap(),
+            StoreLease::Held { .. }
+        ));
+        store.release_lease(&key, "b 2");
+        assert_eq!(
+            store.take_lease(&key, "c 3", 160, 210).unwrap(),
+            StoreLease::Taken { from: None }
+        );
+        // A lease file with garbage in it (its writer died between creating
+        // and writing it) is taken.
+        fs::write(dir.join(format!("{key}.lease")), "garbage").unwrap();
+        assert!(matches!(
+            store.take_lease(&key, "d 4", 160, 210).unwrap(),
+            StoreLease::Taken { .. }
+        ));
+        // A lease file is not a staple file.
+        assert!(store.list().unwrap().is_empty());
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -149,7 +149,7 @@ impl StaplingContext {
     }
 
     /// A stored response checked for `cert`'s staple as a fetched one is.
-    fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, String> {
+    pub fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, String> {
         if let Some(why) = size_problem(der.len(), self.settings.max_staple_bytes) {
             return Err(why);
         }

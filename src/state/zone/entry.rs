@@ -201,6 +201,19 @@ impl Entry {
         self.last_fetch = now;
     }
 
+    /// The lease is given back without a fetch (another instance fetches
+    /// it); look again at `next_refresh`.
+    pub fn release_lease(&mut self, next_refresh: i64) {
+        self.lease_pid = 0;
+        self.lease_until = 0;
+        self.next_refresh = next_refresh;
+    }
+
+    /// The thisUpdate of the staple held, if there is one.
+    pub fn staple_this_update(&self) -> Option<i64> {
+        self.der().map(|_| self.this_update)
+    }
+
     pub fn set_next_refresh(&mut self, at: i64) {
         self.next_refresh = at;
     }
@@ -310,6 +323,22 @@ impl EntryMut<'_> {
         e.failures = 0;
         e.set_last_error("");
         e.next_refresh = next_refresh;
+        Ok(())
+    }
+
+    /// Another instance fetched `resp` (found in a shared store): it
+    /// becomes the staple, without a fetch of ours; the lease is free.
+    pub fn record_shared(
+        &mut self,
+        resp: &CheckedResponse,
+        now: i64,
+        next_refresh: i64,
+    ) -> Result<(), ZoneFull> {
+        self.store(resp, StapleSource::Store, now)?;
+        let e = &mut *self.entry;
+        e.failures = 0;
+        e.set_last_error("");
+        e.release_lease(next_refresh);
         Ok(())
     }
 

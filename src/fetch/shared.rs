@@ -1,0 +1,116 @@
+//! A store shared by several nginx instances (`ssl_stapling_store PATH
+//! shared`): before a worker fetches a staple, it takes a newer one that
+//! another instance wrote to the store, or takes the staple's lease file
+//! so that one instance fetches per refresh; an instance that finds a live
+//! lease looks at the store again shortly instead of fetching.
+//!
+//! The store is read here, in the fetch task, never on the handshake path.
+
+use nginx_sys::ngx_log_t;
+
+use crate::module::log::{log_info, log_notice, log_warn};
+use crate::ocsp::schedule;
+use crate::state::certificate::Certificate;
+use crate::state::registry::StaplingContext;
+use crate::state::store::{Store, StoreLease};
+use crate::state::zone::Zone;
+
+/// How often an instance that waits for another's fetch looks at the store.
+const POLL_SECS: i64 = 1;
+
+/// What to do about a staple that is due, with the zone's lease held.
+pub enum Step {
+    /// Another instance's newer staple was taken: no fetch.
+    Taken,
+    /// Another instance fetches it: look again then.
+    Wait(i64),
+    /// This worker fetches it (and gives the store lease back after).
+    Fetch,
+}
+
+pub fn before_fetch(
+    ctx: &StaplingContext,
+    zone: Zone,
+    cert: &Certificate,
+    store: &Store,
+    me: &str,
+    log: *mut ngx_log_t,
+) -> Step {
+    let now = nginx_sys::ngx_time();
+    match store.read(&cert.key) {
+        Ok(Some(der)) => {
+            // A file that does not pass (expired, for instance) is what the
+            // fetch replaces: no line for it.
+            if let Ok(resp) = ctx.usable(cert, &der, now) {
+                let random = nginx_sys::ngx_random() as u32;
+                let next = schedule::after_success(
+                    &ctx.settings.policy,
+                    resp.this_update,
+                    resp.next_update,
+                    now,
+                    random,
+                );
+                let mut z = zone.lock();
+                let taken = match z.find(&cert.key) {
+                    Some(mut e) if e.staple_this_update().map_or(true, |t| resp.this_update > t) => {
+                        e.record_shared(&resp, now, next).is_ok()
+                    }
+                    _ => false,
+                };
+                drop(z);
+                if taken {
+                    log_info!(
+                        log,
+                        "OCSP response for certificate \"{}\" taken from the shared store \"{}\" \
+                         (fetched by another instance): {}, next look in {} s",
+                        cert.name,
+                        store.dir.display(),
+                        resp.status.as_str(),
+                        next - now
+                    );
+                    return Step::Taken;
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            log_warn!(
+                log,
+                "cannot read \"{}\" for certificate \"{}\": {e}; fetching",
+                store.path_of(&cert.key).display(),
+                cert.name
+            );
+        }
+    }
+    match store.take_lease(&cert.key, me, now, now + ctx.settings.lease_secs()) {
+        Ok(StoreLease::Taken { from }) => {
+            if let Some(from) = from {
+                log_notice!(
+                    log,
+                    "certificate \"{}\": taking over the shared store's fetch lease from {from}, \
+                     whose deadline passed",
+                    cert.name
+                );
+            }
+            Step::Fetch
+        }
+        Ok(StoreLease::Held { until, .. }) => Step::Wait(until.min(now + POLL_SECS).max(now + 1)),
+        Err(e) => {
+            log_warn!(
+                log,
+                "cannot take the fetch lease of certificate \"{}\" in the shared store \"{}\": {e}; \
+                 fetching",
+                cert.name,
+                store.dir.display()
+            );
+            Step::Fetch
+        }
+    }
+}
+
+/// Gives the zone's lease back without a fetch, until `at`.
+pub fn wait(zone: Zone, cert: &Certificate, at: i64) {
+    if let Some(mut e) = zone.lock().find(&cert.key) {
+        e.release_lease(at);
+    }
+}
