@@ -2,6 +2,7 @@
 //! stapling off, one nginx binary, the same certificates, the same
 //! machine, configurations alternated over several rounds.
 
+mod fleet;
 mod load;
 mod nginx;
 mod pki;
@@ -46,11 +47,13 @@ struct Options {
     scale_only: bool,
     /// `ssl_stapling_fetch_concurrency` for the module (its default if None).
     fetch_concurrency: Option<usize>,
+    /// Only the fleet comparison, with this many instances (0: none).
+    instances: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: scripts/bench [--duration SECS] [--rounds N] [--threads N] [--workers N] [--certs N] [--out DIR] [--scale-only] [--fetch-concurrency N]\n\
+        "usage: scripts/bench [--duration SECS] [--rounds N] [--threads N] [--workers N] [--certs N] [--out DIR] [--scale-only] [--fetch-concurrency N] [--instances N]\n\
          defaults: --duration 8 --rounds 3 --threads 4 --workers 2 --certs 1 --out build/bench"
     );
     std::process::exit(2)
@@ -66,6 +69,7 @@ fn options() -> Options {
         out: PathBuf::from("build/bench"),
         scale_only: false,
         fetch_concurrency: None,
+        instances: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -79,6 +83,7 @@ fn options() -> Options {
             "--out" => o.out = PathBuf::from(val()),
             "--scale-only" => o.scale_only = true,
             "--fetch-concurrency" => o.fetch_concurrency = Some(val().parse().unwrap_or_else(|_| usage())),
+            "--instances" => o.instances = val().parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }
@@ -263,6 +268,12 @@ fn run() -> Result<()> {
         client: Arc::new(Client::new(&ca.cert)?),
     };
 
+    if o.instances > 0 {
+        let runs = fleet::run(&setup, &o, o.instances)?;
+        println!("{}", fleet::summary(&runs, o.instances, o.certs));
+        let _ = fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     if o.certs > 1 {
         report::scale(&setup_scale(&setup, &o)?);
     }
