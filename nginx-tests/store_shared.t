@@ -99,6 +99,20 @@ my $taken = sub { scalar(() = substr($nginx[1]->read_log, $mark) =~ /taken from 
 ok(wait_for(sub { $taken->() == $N }, 20), "second instance: all $N taken from the store");
 is($t->ocsp_requests - $before, $N, 'without a request of its own');
 
+# The store becomes unusable (a file where the directory was): a refresh
+# costs warnings and falls back to fetching; the staples stay served.
+rename "$dir/fleet", "$dir/fleet.away" or die "rename: $!";
+$t->write_file('fleet', "not a directory\n");
+$before = $t->ocsp_requests;
+($status) = $nginx[2]->http_request($nginx[2]->port('status'), '/status?refresh=all', method => 'POST');
+is($status, 202, 'store unusable: refresh requested');
+ok(wait_for(sub { $t->ocsp_requests - $before >= $N }, 20), 'store unusable: fetched from the responder');
+like($nginx[2]->read_log, qr/\[warn\] .*cannot take the fetch lease of certificate "[^"]*\/c\d+\.chain\.crt" in the shared store "[^"]*\/fleet": .*; fetching/,
+	'with a warning naming the store');
+ok($all_stapled->($nginx[2]), 'and every staple still served');
+unlink "$dir/fleet";
+rename "$dir/fleet.away", "$dir/fleet" or die "rename: $!";
+
 # The responder stops; a fourth instance staples from its first handshake.
 $t->stop_daemon('ocsp');
 my $fourth = $nginx[3];
