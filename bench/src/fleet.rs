@@ -48,7 +48,11 @@ fn write_config(inst: &Path, certs: &Path, o: &Options, port: u16, module: &Path
 fn staples(log: &str) -> usize {
     let read: usize = log
         .lines()
-        .filter_map(|l| l.split(" staple(s) read from the store").next().filter(|_| l.contains("read from the store")))
+        .filter_map(|l| {
+            l.split(" staple(s) read from the store")
+                .next()
+                .filter(|_| l.contains("read from the store"))
+        })
         .filter_map(|head| head.rsplit(' ').next()?.parse::<usize>().ok())
         .sum();
     log.matches("fetched from").count() + log.matches("taken from the shared store").count() + read
@@ -91,7 +95,10 @@ pub fn run(s: &Setup, o: &Options, instances: usize) -> Result<Vec<FleetRun>> {
         eprintln!(
             "bench: fleet of {instances}, {}: {requests} requests, all stapled in {}",
             if shared { "shared store" } else { "own stores" },
-            all.map_or("(not within 600 s)".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+            all.map_or("(not within 600 s)".to_string(), |d| format!(
+                "{:.2} s",
+                d.as_secs_f64()
+            ))
         );
         out.push(FleetRun {
             shared,
@@ -108,7 +115,10 @@ pub fn summary(runs: &[FleetRun], instances: usize, certs: usize) -> String {
     let (Some(own), Some(shared)) = (find(false), find(true)) else {
         return "fleet: no result".into();
     };
-    let secs = |r: &FleetRun| r.all_stapled.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64()));
+    let secs = |r: &FleetRun| {
+        r.all_stapled
+            .map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+    };
     let ratio = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
         (Some(a), Some(b)) if b.as_secs_f64() > 0.0 => format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64()),
         _ => "-".into(),

@@ -6,8 +6,11 @@
 //!
 //! The store is read here, in the fetch task, never on the handshake path.
 
+use std::time::Duration;
+
 use nginx_sys::ngx_log_t;
 
+use crate::fetch::blocking;
 use crate::module::log::{log_info, log_notice, log_warn};
 use crate::ocsp::schedule;
 use crate::state::certificate::Certificate;
@@ -28,7 +31,23 @@ pub enum Step {
     Fetch,
 }
 
-pub fn before_fetch(
+/// How long a store call may take before the worker gives up on it: the
+/// fetch's own deadline.
+fn limit(ctx: &StaplingContext) -> Duration {
+    Duration::from_millis(ctx.settings.fetch_timeout_ms as u64)
+}
+
+fn too_slow(ctx: &StaplingContext, store: &Store, what: &str, cert: &Certificate, log: *mut ngx_log_t) {
+    log_warn!(
+        log,
+        "the shared store \"{}\" did not {what} for certificate \"{}\" within {} ms; fetching",
+        store.dir.display(),
+        cert.name,
+        ctx.settings.fetch_timeout_ms
+    );
+}
+
+pub async fn before_fetch(
     ctx: &StaplingContext,
     zone: Zone,
     cert: &Certificate,
@@ -36,9 +55,14 @@ pub fn before_fetch(
     me: &str,
     log: *mut ngx_log_t,
 ) -> Step {
+    let key = cert.key;
+    let read = {
+        let store = store.clone();
+        blocking::run(limit(ctx), move || store.read(&key)).await
+    };
     let now = nginx_sys::ngx_time();
-    match store.read(&cert.key) {
-        Ok(Some(der)) => {
+    match read {
+        Some(Ok(Some(der))) => {
             // A file that does not pass (expired, for instance) is what the
             // fetch replaces: no line for it.
             if let Ok(resp) = ctx.usable(cert, &der, now) {
@@ -72,8 +96,8 @@ pub fn before_fetch(
                 }
             }
         }
-        Ok(None) => {}
-        Err(e) => {
+        Some(Ok(None)) => {}
+        Some(Err(e)) => {
             log_warn!(
                 log,
                 "cannot read \"{}\" for certificate \"{}\": {e}; fetching",
@@ -81,9 +105,18 @@ pub fn before_fetch(
                 cert.name
             );
         }
+        None => {
+            too_slow(ctx, store, "answer a read", cert, log);
+            return Step::Fetch;
+        }
     }
-    match store.take_lease(&cert.key, me, now, now + ctx.settings.lease_secs()) {
-        Ok(StoreLease::Taken { from }) => {
+    let until = now + ctx.settings.lease_secs();
+    let lease = {
+        let (store, me) = (store.clone(), me.to_string());
+        blocking::run(limit(ctx), move || store.take_lease(&key, &me, now, until)).await
+    };
+    match lease {
+        Some(Ok(StoreLease::Taken { from })) => {
             if let Some(from) = from {
                 log_notice!(
                     log,
@@ -94,8 +127,11 @@ pub fn before_fetch(
             }
             Step::Fetch
         }
-        Ok(StoreLease::Held { until, .. }) => Step::Wait(until.min(now + POLL_SECS).max(now + 1)),
-        Err(e) => {
+        Some(Ok(StoreLease::Held { until, .. })) => {
+            let now = nginx_sys::ngx_time();
+            Step::Wait(until.min(now + POLL_SECS).max(now + 1))
+        }
+        Some(Err(e)) => {
             log_warn!(
                 log,
                 "cannot take the fetch lease of certificate \"{}\" in the shared store \"{}\": {e}; \
@@ -105,6 +141,10 @@ pub fn before_fetch(
             );
             Step::Fetch
         }
+        None => {
+            too_slow(ctx, store, "give a lease", cert, log);
+            Step::Fetch
+        }
     }
 }
 
@@ -112,5 +152,49 @@ pub fn before_fetch(
 pub fn wait(zone: Zone, cert: &Certificate, at: i64) {
     if let Some(mut e) = zone.lock().find(&cert.key) {
         e.release_lease(at);
+    }
+}
+
+/// After the fetch: the staple (or its removal) to the store, then the
+/// lease given back, off the event loop.
+pub async fn after_fetch(
+    ctx: &StaplingContext,
+    cert: &Certificate,
+    store: &Store,
+    me: &str,
+    persist: Option<Option<Vec<u8>>>,
+    log: *mut ngx_log_t,
+) {
+    let key = cert.key;
+    let (s, me) = (store.clone(), me.to_string());
+    let done = blocking::run(limit(ctx), move || {
+        let written = match persist {
+            Some(Some(der)) => s.write(&key, &der),
+            Some(None) => s.remove(&key),
+            None => Ok(()),
+        };
+        s.release_lease(&key, &me);
+        written
+    })
+    .await;
+    match done {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            log_warn!(
+                log,
+                "cannot update \"{}\" for certificate \"{}\": {e}",
+                store.path_of(&cert.key).display(),
+                cert.name
+            );
+        }
+        None => {
+            log_warn!(
+                log,
+                "the shared store \"{}\" did not take the staple of certificate \"{}\" within {} ms",
+                store.dir.display(),
+                cert.name,
+                ctx.settings.fetch_timeout_ms
+            );
+        }
     }
 }

@@ -4,10 +4,7 @@
 //! or overran its deadline is taken over.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
@@ -15,13 +12,13 @@ use ngx::async_::{sleep, spawn, Task};
 
 use crate::fetch::exchange::{fetch, FetchError, FetchJob, Fetched};
 use crate::fetch::shared::{self, Step};
-use crate::module::log::{log_alert, log_info, log_notice, log_prefixed};
+use crate::fetch::task::{CatchPanic, SleepOrNotify};
+use crate::module::log::{log_info, log_notice, log_prefixed};
 use crate::ocsp::response::CertStatus;
 use crate::ocsp::schedule;
 use crate::state::certificate::Certificate;
 use crate::state::registry::{size_problem, StaplingContext};
-use crate::state::store::lease_holder;
-use crate::state::wakeup::Wakeup;
+use crate::state::store::{lease_holder, Store};
 use crate::state::zone::{Entry, NotYet, Zone};
 
 /// The longest a worker sleeps between looks at the zone: how soon it
@@ -90,56 +87,11 @@ pub fn stop() {
     unsafe { *std::ptr::addr_of_mut!(TASK) = None };
 }
 
-/// Polls the task inside catch_unwind: a panic (a bug) would otherwise
-/// unwind into nginx's event loop and abort the worker. It ends this
-/// worker's fetching, loudly; the other workers take its leases over.
-struct CatchPanic<F> {
-    inner: std::pin::Pin<Box<F>>,
-    log: *mut ngx_log_t,
-}
-
-impl<F: std::future::Future<Output = ()>> std::future::Future for CatchPanic<F> {
-    type Output = ();
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        let inner = self.inner.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(p) => p,
-            Err(_) => {
-                log_alert!(
-                    self.log,
-                    "the fetch task of this worker failed and stopped; \
-                     other workers keep fetching"
-                );
-                std::task::Poll::Ready(())
-            }
-        }
-    }
-}
-
 enum Claim {
     /// This worker fetches; the lease was taken over from that worker (it
     /// exited, or overran its deadline) if there is one.
     Fetch(Option<i32>),
     Later(i64),
-}
-
-/// A sleep that ends early when the context's `wakeup` fires.
-struct SleepOrNotify<'a> {
-    sleep: Pin<Box<ngx::async_::Sleep>>,
-    notify: &'a Wakeup,
-}
-
-impl Future for SleepOrNotify<'_> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.notify.take() {
-            return Poll::Ready(());
-        }
-        self.notify.register(cx.waker());
-        self.sleep.as_mut().poll(cx)
-    }
 }
 
 async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
@@ -197,27 +149,21 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
                             cert.name
                         );
                     }
-                    let store = shared.filter(|_| !cert.dynamic);
-                    if let Some(store) = store {
-                        match shared::before_fetch(ctx, zone, &cert, store, &me, log) {
-                            Step::Fetch => {}
-                            Step::Taken => continue,
-                            Step::Wait(at) => {
-                                shared::wait(zone, &cert, at);
-                                wake = wake.min(at);
-                                continue;
-                            }
-                        }
-                    }
+                    let store = shared.filter(|_| !cert.dynamic && cert.file.is_none());
                     cursor = i + 1;
                     in_flight.set(in_flight.get() + 1);
                     let in_flight = in_flight.clone();
                     let me = me.clone();
                     fetches.push(spawn(CatchPanic {
                         inner: Box::pin(async move {
-                            fetch_one(ctx, zone, &cert, log).await;
-                            if let Some(store) = store {
-                                store.release_lease(&cert.key, &me);
+                            match store {
+                                Some(store) => fetch_shared(ctx, zone, &cert, store, &me, log).await,
+                                None => {
+                                    let persist = fetch_one(ctx, zone, &cert, log).await;
+                                    if let Some(der) = persist {
+                                        ctx.persist(&cert, der.as_deref(), log);
+                                    }
+                                }
                             }
                             in_flight.set(in_flight.get().saturating_sub(1));
                             ctx.wakeup.notify();
@@ -236,10 +182,38 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
     }
 }
 
-async fn fetch_one(ctx: &StaplingContext, zone: Zone, cert: &Certificate, log: *mut ngx_log_t) {
-    let Some(plan) = cert.plan.as_ref() else {
-        return;
-    };
+/// With a shared store: a newer staple another instance wrote is taken,
+/// a live lease of another instance waited for, else the staple fetched,
+/// written to the store and the lease given back.
+async fn fetch_shared(
+    ctx: &StaplingContext,
+    zone: Zone,
+    cert: &Certificate,
+    store: &Store,
+    me: &str,
+    log: *mut ngx_log_t,
+) {
+    match shared::before_fetch(ctx, zone, cert, store, me, log).await {
+        Step::Taken => {}
+        Step::Wait(at) => shared::wait(zone, cert, at),
+        Step::Fetch => {
+            let persist = fetch_one(ctx, zone, cert, log).await;
+            if !exiting() {
+                shared::after_fetch(ctx, cert, store, me, persist, log).await;
+            }
+        }
+    }
+}
+
+/// Fetches one staple and applies the result; returns what the store is
+/// to get (a staple, or its removal), if anything.
+async fn fetch_one(
+    ctx: &StaplingContext,
+    zone: Zone,
+    cert: &Certificate,
+    log: *mut ngx_log_t,
+) -> Option<Option<Vec<u8>>> {
+    let plan = cert.plan.as_ref()?;
     log_info!(
         log,
         "fetching OCSP response for certificate \"{}\" from {}{}",
@@ -259,9 +233,9 @@ async fn fetch_one(ctx: &StaplingContext, zone: Zone, cert: &Certificate, log: *
     };
     let result = fetch(job, ctx.settings.fetch_timeout_ms, log).await;
     if exiting() {
-        return;
+        return None;
     }
-    apply(ctx, zone, cert, result, log);
+    apply(ctx, zone, cert, result, log)
 }
 
 fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate) -> Claim {
@@ -280,14 +254,15 @@ fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate) -> Claim {
 }
 
 /// Stores what a fetch brought (or counts its failure) and schedules the
-/// next one; logs after the zone is unlocked.
+/// next one; logs after the zone is unlocked. Returns what the disk store
+/// is to get.
 fn apply(
     ctx: &StaplingContext,
     zone: Zone,
     cert: &Certificate,
     result: Result<Fetched, FetchError>,
     log: *mut ngx_log_t,
-) {
+) -> Option<Option<Vec<u8>>> {
     let now = now();
     let random = nginx_sys::ngx_random() as u32;
     let policy = &ctx.settings.policy;
@@ -302,9 +277,7 @@ fn apply(
         }
     });
     let mut z = zone.lock();
-    let Some(mut e) = z.find(&cert.key) else {
-        return;
-    };
+    let mut e = z.find(&cert.key)?;
     e.end_fetch(now);
     let mut persist: Option<Option<Vec<u8>>> = None;
     let outcome: Option<(usize, String)> = match result {
@@ -370,12 +343,10 @@ fn apply(
         Err(err) => Some(fail(&mut e, policy, now, random, name, &url, &err.to_string())),
     };
     drop(z);
-    if let Some(der) = persist {
-        ctx.persist(cert, der.as_deref(), log);
-    }
     if let Some((level, msg)) = outcome {
         log_prefixed!(level, log, "{msg}");
     }
+    persist
 }
 
 /// Counts a failed fetch and says when the next one is, with a line that

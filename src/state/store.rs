@@ -21,6 +21,7 @@ use crate::state::certificate::StapleKey;
 const SUFFIX: &str = ".der";
 const TEMP_MARK: &str = ".tmp.";
 
+#[derive(Clone)]
 pub struct Store {
     pub dir: PathBuf,
     /// False when the workers cannot write it (logged once at startup):
@@ -185,6 +186,12 @@ impl Store {
 
     /// The staple's file, if there is one (read as `read_file` reads).
     pub fn read(&self, key: &StapleKey) -> io::Result<Option<Vec<u8>>> {
+        // Test builds only: a store that hangs, as a hard NFS mount whose
+        // server is gone, while a file ".hang" is in it.
+        #[cfg(feature = "test-hooks")]
+        while self.dir.join(".hang").exists() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         match read_file(&self.path_of(key)) {
             Ok(der) => Ok(Some(der)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

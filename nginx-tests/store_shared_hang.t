@@ -1,0 +1,59 @@
+#!/usr/bin/perl
+
+# A shared store that hangs (a hard NFS mount whose server is gone): store
+# calls run off the event loop with the fetch's deadline, so the worker
+# keeps serving, says the store did not answer, and fetches from the
+# responder. A test build of the module (scripts/build test-hooks) makes
+# reading the store hang while a file ".hang" is in it.
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use StaplingTest;
+
+my $hooks = $ENV{TEST_NGINX_HOOKS_MODULE}
+	// ($ENV{TEST_NGINX_BINARY} ? undef
+		: "$FindBin::Bin/../build/test-hooks/modules/ngx_ssl_stapling_module.so");
+plan(skip_all => 'needs the module built with test hooks for this nginx '
+	. '(scripts/build test-hooks; TEST_NGINX_HOOKS_MODULE)')
+	unless defined $hooks && -f $hooks;
+
+my $t = StaplingTest->new(module => $hooks);
+my $ocsp = $t->port('ocsp');
+my $store = $t->testdir . '/store';
+$t->make_ca('root');
+$t->make_cert('site', ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/");
+$t->start_ocsp_responder(ca => 'root', port => $ocsp);
+
+$t->write_config(<<"EOF");
+worker_processes 1;
+ssl_stapling_fetch_timeout 2s;
+events { }
+http {
+    ssl_stapling on;
+    ssl_stapling_store $store shared;
+    server {
+        listen 127.0.0.1:%%PORT_0%% ssl;
+        %%CERT site%%
+    }
+    server {
+        listen 127.0.0.1:%%PORT_status%%;
+        location = /status { ssl_stapling_status refresh; }
+    }
+}
+EOF
+$t->run(workers => 1);
+ok(wait_for(sub { $t->handshake($t->port(0))->{staple} }, 10), 'stapled');
+is($t->ocsp_requests, 1, 'one request');
+
+# The store hangs from now on; a refresh is asked for.
+$t->write_file('store/.hang', '');
+my ($status) = $t->http_request($t->port('status'), '/status?refresh=all', method => 'POST');
+is($status, 202, 'refresh requested');
+ok(wait_for(sub { $t->read_log =~ /\[warn\] .*the shared store "[^"]*\/store" did not answer a read for certificate "[^"]*\/site\.chain\.crt" within 2000 ms; fetching/ }, 10),
+	'the store did not answer: a warning, with the deadline');
+# One worker only: it kept serving while its store call hung.
+ok($t->handshake($t->port(0))->{staple}, 'the worker serves, stapled, while the store hangs');
+ok(wait_for(sub { $t->ocsp_requests == 2 }, 10), 'and fetched from the responder');
+unlink "$store/.hang";
+
+$t->done;
