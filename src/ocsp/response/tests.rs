@@ -3,6 +3,21 @@ use openssl::x509::X509;
 
 use super::*;
 
+/// `check_response` with nginx's time rules.
+fn check(
+    der: &[u8],
+    id: &CertificateStatusId,
+    sig: &dyn SignatureCheck,
+    now: i64,
+) -> Result<CheckedResponse, OcspError> {
+    check_response(der, id, sig, now, &TimeRules::default())
+}
+
+/// `check_validity` with nginx's time rules.
+fn validity(this: i64, next: Option<i64>, now: i64) -> Result<(), OcspError> {
+    check_validity(this, next, now, &TimeRules::default())
+}
+
 fn pem(name: &str) -> X509 {
     let path = format!("{}/src/ocsp/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     X509::from_pem(&std::fs::read(path).expect("fixture")).expect("pem")
@@ -32,14 +47,7 @@ fn times(name: &str) -> (i64, Option<i64>) {
 #[test]
 fn good_response_for_our_certificate_is_accepted() {
     let (this, next) = times("good.der");
-    let r = check_response(
-        &der("good.der"),
-        &leaf_id(),
-        &NoSignatureCheck,
-        this + 60,
-        &TimeRules::default(),
-    )
-    .unwrap();
+    let r = check(&der("good.der"), &leaf_id(), &NoSignatureCheck, this + 60).unwrap();
     assert_eq!(r.status, CertStatus::Good);
     assert_eq!(r.this_update, this);
     assert_eq!(r.next_update, next);
@@ -50,14 +58,7 @@ fn good_response_for_our_certificate_is_accepted() {
 #[test]
 fn response_for_another_certificate_is_refused() {
     let (this, _) = times("good.der");
-    let err = check_response(
-        &der("other.der"),
-        &leaf_id(),
-        &NoSignatureCheck,
-        this,
-        &TimeRules::default(),
-    )
-    .unwrap_err();
+    let err = check(&der("other.der"), &leaf_id(), &NoSignatureCheck, this).unwrap_err();
     assert_eq!(err, OcspError::NoMatchingResponse);
 }
 
@@ -65,68 +66,26 @@ fn response_for_another_certificate_is_refused() {
 fn expired_response_is_refused() {
     let (_, next) = times("good.der");
     let next = next.unwrap();
-    let err = check_response(
-        &der("good.der"),
-        &leaf_id(),
-        &NoSignatureCheck,
-        next + 10,
-        &TimeRules::default(),
-    )
-    .unwrap_err();
+    let err = check(&der("good.der"), &leaf_id(), &NoSignatureCheck, next + 10).unwrap_err();
     assert_eq!(err, OcspError::Expired(10));
     // nextUpdate itself is already too late: a staple is never served at it.
-    assert!(check_response(
-        &der("good.der"),
-        &leaf_id(),
-        &NoSignatureCheck,
-        next,
-        &TimeRules::default()
-    )
-    .is_err());
-    assert!(check_response(
-        &der("good.der"),
-        &leaf_id(),
-        &NoSignatureCheck,
-        next - 1,
-        &TimeRules::default()
-    )
-    .is_ok());
+    assert!(check(&der("good.der"), &leaf_id(), &NoSignatureCheck, next).is_err());
+    assert!(check(&der("good.der"), &leaf_id(), &NoSignatureCheck, next - 1).is_ok());
 }
 
 #[test]
 fn this_update_in_the_future_is_allowed_five_minutes_of_skew() {
     let (this, _) = times("good.der");
     let id = leaf_id();
-    assert!(check_response(
-        &der("good.der"),
-        &id,
-        &NoSignatureCheck,
-        this - 300,
-        &TimeRules::default()
-    )
-    .is_ok());
-    let err = check_response(
-        &der("good.der"),
-        &id,
-        &NoSignatureCheck,
-        this - 301,
-        &TimeRules::default(),
-    )
-    .unwrap_err();
+    assert!(check(&der("good.der"), &id, &NoSignatureCheck, this - 300).is_ok());
+    let err = check(&der("good.der"), &id, &NoSignatureCheck, this - 301).unwrap_err();
     assert_eq!(err, OcspError::NotYetValid(301));
 }
 
 #[test]
 fn revoked_status_is_reported() {
     let (this, _) = times("revoked.der");
-    let r = check_response(
-        &der("revoked.der"),
-        &leaf_id(),
-        &NoSignatureCheck,
-        this,
-        &TimeRules::default(),
-    )
-    .unwrap();
+    let r = check(&der("revoked.der"), &leaf_id(), &NoSignatureCheck, this).unwrap();
     assert_eq!(r.status, CertStatus::Revoked);
 }
 
@@ -134,12 +93,11 @@ fn revoked_status_is_reported() {
 fn response_without_next_update_has_none() {
     let (this, next) = times("no-next-update.der");
     assert_eq!(next, None);
-    let r = check_response(
+    let r = check(
         &der("no-next-update.der"),
         &leaf_id(),
         &NoSignatureCheck,
         this + 86_400 * 365,
-        &TimeRules::default(),
     )
     .unwrap();
     assert_eq!(r.next_update, None);
@@ -149,17 +107,17 @@ fn response_without_next_update_has_none() {
 fn garbage_and_truncated_input_are_parse_errors() {
     let id = leaf_id();
     assert_eq!(
-        check_response(b"not der", &id, &NoSignatureCheck, 0, &TimeRules::default()).unwrap_err(),
+        check(b"not der", &id, &NoSignatureCheck, 0).unwrap_err(),
         OcspError::Parse
     );
     let good = der("good.der");
     let cut = &good[..good.len() / 2];
     assert_eq!(
-        check_response(cut, &id, &NoSignatureCheck, 0, &TimeRules::default()).unwrap_err(),
+        check(cut, &id, &NoSignatureCheck, 0).unwrap_err(),
         OcspError::Parse
     );
     assert_eq!(
-        check_response(&[], &id, &NoSignatureCheck, 0, &TimeRules::default()).unwrap_err(),
+        check(&[], &id, &NoSignatureCheck, 0).unwrap_err(),
         OcspError::Parse
     );
 }
@@ -167,14 +125,7 @@ fn garbage_and_truncated_input_are_parse_errors() {
 #[test]
 fn unsuccessful_response_status_is_named() {
     let resp = OcspResponse::create(OcspResponseStatus::TRY_LATER, None).unwrap();
-    let err = check_response(
-        &resp.to_der().unwrap(),
-        &leaf_id(),
-        &NoSignatureCheck,
-        0,
-        &TimeRules::default(),
-    )
-    .unwrap_err();
+    let err = check(&resp.to_der().unwrap(), &leaf_id(), &NoSignatureCheck, 0).unwrap_err();
     assert_eq!(err, OcspError::NotSuccessful("tryLater"));
     assert_eq!(err.to_string(), "OCSP response status is \"tryLater\"");
 }
@@ -183,38 +134,18 @@ fn unsuccessful_response_status_is_named() {
 fn without_the_issuer_serial_and_issuer_name_still_match() {
     let (this, _) = times("good.der");
     let no_issuer = CertificateStatusId::new(&pem("leaf.pem"), None);
-    let r = check_response(
-        &der("good.der"),
-        &no_issuer,
-        &NoSignatureCheck,
-        this,
-        &TimeRules::default(),
-    )
-    .unwrap();
+    let r = check(&der("good.der"), &no_issuer, &NoSignatureCheck, this).unwrap();
     assert_eq!(r.status, CertStatus::Good);
-    let err = check_response(
-        &der("other.der"),
-        &no_issuer,
-        &NoSignatureCheck,
-        this,
-        &TimeRules::default(),
-    )
-    .unwrap_err();
+    let err = check(&der("other.der"), &no_issuer, &NoSignatureCheck, this).unwrap_err();
     assert_eq!(err, OcspError::NoMatchingResponse);
 }
 
 #[test]
 fn validity_window_edges() {
-    assert!(check_validity(100, Some(200), 150, &TimeRules::default()).is_ok());
-    assert!(check_validity(100, None, 1_000_000, &TimeRules::default()).is_ok());
-    assert_eq!(
-        check_validity(200, Some(100), 150, &TimeRules::default()),
-        Err(OcspError::BadValidity)
-    );
-    assert_eq!(
-        check_validity(100, Some(200), 200, &TimeRules::default()),
-        Err(OcspError::Expired(0))
-    );
+    assert!(validity(100, Some(200), 150).is_ok());
+    assert!(validity(100, None, 1_000_000).is_ok());
+    assert_eq!(validity(200, Some(100), 150), Err(OcspError::BadValidity));
+    assert_eq!(validity(100, Some(200), 200), Err(OcspError::Expired(0)));
 }
 
 #[test]
@@ -234,5 +165,5 @@ fn skew_and_max_age() {
         Err(OcspError::TooOld { age: 901, max: 900 })
     );
     // Without a maximum age, any thisUpdate in the past will do.
-    assert!(check_validity(0, None, 1_000_000, &TimeRules::default()).is_ok());
+    assert!(validity(0, None, 1_000_000).is_ok());
 }
