@@ -1,5 +1,7 @@
 //! The module's http and stream parts: `ssl_stapling_store` in the `http`
-//! and `stream` blocks, and the `ssl_stapling_status` location handler.
+//! and `stream` blocks, `ssl_stapling_proxy` there and in their servers,
+//! and the `ssl_stapling_status` directive (its handler is in
+//! `status_location`).
 //! The stream part names no `ngx_stream_*` symbol: its context struct is
 //! declared here, so the library loads without the stream module.
 
@@ -7,24 +9,19 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use nginx_sys::{
-    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
-    ngx_http_module_t, ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_NOARGS,
-    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE,
+    ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
+    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE,
     NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::Pool;
 
-use ngx::core::{Status, NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 
 use super::srv_conf::{ProxySetting, SrvConf};
+use super::status_location::set_status;
 use super::{arg, command};
 use crate::module::guard::guard;
 use crate::ocsp::responder::ProxyUrl;
-use crate::state::certificate::StapleKey;
-use crate::state::registry::{self, RefreshTarget};
-use crate::status::{collect, render};
-
-const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
 
 /// `ssl_stapling_store` as written in one block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,216 +170,6 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
     NGX_CONF_OK
 }
 
-/// `ssl_stapling_status [refresh];`: the status page; with `refresh`, it
-/// also takes `POST ?refresh=<id>|all` (fetch those staples now).
-unsafe extern "C" fn set_status(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    _conf: *mut c_void,
-) -> *mut c_char {
-    guard(NGX_CONF_ERROR, || {
-        // SAFETY: nginx calls a directive handler with the configuration
-        // being parsed.
-        let refresh = match unsafe { arg(cf, 1) } {
-            None => false,
-            Some(v) if v.as_bytes() == b"refresh" => true,
-            Some(v) => {
-                ngx::ngx_conf_log_error!(
-                    NGX_LOG_EMERG,
-                    cf,
-                    "invalid value \"{}\", it must be \"refresh\" or nothing",
-                    v
-                );
-                return NGX_CONF_ERROR;
-            }
-        };
-        // SAFETY: a location directive: `cf->ctx` is the location's http
-        // context, whose loc_conf holds the core module's configuration.
-        unsafe {
-            let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
-            let clcf = *(*ctx).loc_conf.add(nginx_sys::ngx_http_core_module.ctx_index)
-                as *mut ngx_http_core_loc_conf_t;
-            (*clcf).handler = Some(if refresh {
-                status_refresh_handler
-            } else {
-                status_handler
-            });
-        }
-        NGX_CONF_OK
-    })
-}
-
-unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls a content handler with a live request.
-    guard(
-        nginx_sys::NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
-        || unsafe { serve_status(r, false) },
-    )
-}
-
-unsafe extern "C" fn status_refresh_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls a content handler with a live request.
-    guard(
-        nginx_sys::NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
-        || unsafe { serve_status(r, true) },
-    )
-}
-
-/// The value of `refresh=` in a query string.
-fn refresh_arg(args: &[u8]) -> Option<&[u8]> {
-    args.split(|&b| b == b'&')
-        .find_map(|pair| pair.strip_prefix(b"refresh="))
-}
-
-fn wants_prometheus(args: &[u8], accept: Option<&[u8]>) -> bool {
-    for pair in args.split(|&b| b == b'&') {
-        match pair {
-            b"format=prometheus" => return true,
-            b"format=json" => return false,
-            _ => {}
-        }
-    }
-    accept.is_some_and(|a| {
-        let a = String::from_utf8_lossy(a).to_ascii_lowercase();
-        a.contains("text/plain") && !a.contains("application/json")
-    })
-}
-
-/// # Safety
-/// `r` is the live request nginx called the content handler with.
-unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
-    // SAFETY: the contract above, for every use of `r` in this function.
-    let method = unsafe { (*r).method } as u32;
-    let post = refresh && method & nginx_sys::NGX_HTTP_POST != 0;
-    if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 && !post {
-        return nginx_sys::NGX_HTTP_NOT_ALLOWED as ngx_int_t;
-    }
-    // SAFETY: as above.
-    let rc = unsafe { nginx_sys::ngx_http_discard_request_body(r) };
-    if rc != 0 {
-        return rc;
-    }
-    if post {
-        // SAFETY: as above.
-        let (status, body) = refresh_now(unsafe { (*r).args.as_bytes() });
-        // SAFETY: as above.
-        return unsafe { send(r, status, b"application/json", body) };
-    }
-    // SAFETY: as above.
-    let req = unsafe { ngx::http::Request::from_ngx_http_request(r) };
-    let accept = req
-        .headers_in_iterator()
-        .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(b"accept"))
-        .map(|(_, v)| v.as_bytes().to_vec());
-    // SAFETY: as above.
-    let prometheus = wants_prometheus(unsafe { (*r).args.as_bytes() }, accept.as_deref());
-
-    let now = nginx_sys::ngx_time();
-    let page = match registry::current() {
-        Some(ctx) => collect::collect(ctx, now),
-        None => collect::Page {
-            now,
-            zone: None,
-            certs: Vec::new(),
-        },
-    };
-    let module_version = env!("CARGO_PKG_VERSION");
-    let nginx_version = nginx_sys::NGINX_VERSION.to_str().unwrap_or("unknown");
-    let (body, content_type): (String, &'static [u8]) = if prometheus {
-        (
-            render::render_prometheus(&page, module_version, nginx_version),
-            b"text/plain; version=0.0.4; charset=utf-8",
-        )
-    } else {
-        (
-            render::render_json(&page, module_version, nginx_version),
-            b"application/json",
-        )
-    };
-
-    // SAFETY: as above.
-    unsafe { send(r, nginx_sys::NGX_HTTP_OK, content_type, body) }
-}
-
-/// `POST ?refresh=<id>|all`: the staples named are due now (a staple id or
-/// a certificate's SHA-256, as the status page shows them); one worker
-/// fetches each (lease as usual). 202 with the ids queued, 404 for an id
-/// no staple has, 400 without `refresh=`.
-fn refresh_now(args: &[u8]) -> (u32, String) {
-    let Some(which) = refresh_arg(args) else {
-        return (
-            nginx_sys::NGX_HTTP_BAD_REQUEST,
-            "{\"error\":\"POST needs ?refresh=<id> or ?refresh=all\"}\n".to_string(),
-        );
-    };
-    let target = if which == b"all" {
-        RefreshTarget::All
-    } else {
-        match std::str::from_utf8(which).ok().and_then(StapleKey::parse) {
-            Some(key) => RefreshTarget::Id(key),
-            None => {
-                return (
-                    nginx_sys::NGX_HTTP_NOT_FOUND,
-                    "{\"error\":\"no such staple\"}\n".to_string(),
-                )
-            }
-        }
-    };
-    let queued = match registry::current() {
-        Some(ctx) => ctx.refresh_now(target, nginx_sys::ngx_time()),
-        None => Vec::new(),
-    };
-    if queued.is_empty() && target != RefreshTarget::All {
-        return (
-            nginx_sys::NGX_HTTP_NOT_FOUND,
-            "{\"error\":\"no such staple\"}\n".to_string(),
-        );
-    }
-    let ids: Vec<String> = queued.iter().map(|k| format!("\"{k}\"")).collect();
-    (202, format!("{{\"queued\":[{}]}}\n", ids.join(",")))
-}
-
-/// Sends a whole response.
-///
-/// # Safety
-/// `r` is a live request whose header has not been sent.
-unsafe fn send(
-    r: *mut ngx_http_request_t,
-    status: u32,
-    content_type: &'static [u8],
-    body: String,
-) -> ngx_int_t {
-    // SAFETY: the contract above; the content type is static, the buffer is
-    // made in the request's pool with room for the body, which is copied
-    // into it before the output filter sees it.
-    unsafe {
-        (*r).headers_out.status = status as ngx_uint_t;
-        (*r).headers_out.content_type_len = content_type.len();
-        (*r).headers_out.content_type = ngx_str_t {
-            len: content_type.len(),
-            data: content_type.as_ptr().cast_mut(),
-        };
-        (*r).headers_out.content_length_n = body.len() as i64;
-        let rc = nginx_sys::ngx_http_send_header(r);
-        if rc == NGX_ERROR || rc > 0 || (*r).header_only() != 0 {
-            return rc;
-        }
-        let b: *mut ngx_buf_t = nginx_sys::ngx_create_temp_buf((*r).pool, body.len().max(1));
-        if b.is_null() {
-            return NGX_ERROR;
-        }
-        ptr::copy_nonoverlapping(body.as_ptr(), (*b).pos, body.len());
-        (*b).last = (*b).pos.add(body.len());
-        (*b).set_last_buf(if (*r).main == r { 1 } else { 0 });
-        (*b).set_last_in_chain(1);
-        let mut out = ngx_chain_t {
-            buf: b,
-            next: ptr::null_mut(),
-        };
-        nginx_sys::ngx_http_output_filter(r, &mut out)
-    }
-}
-
 static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
     postconfiguration: None,
@@ -476,21 +263,3 @@ pub static mut ngx_ssl_stapling_stream_module: ngx_module_t = ngx_module_t {
     type_: NGX_STREAM_MODULE as ngx_uint_t,
     ..ngx_module_t::default()
 };
-
-#[cfg(test)]
-mod tests {
-    use super::wants_prometheus;
-
-    #[test]
-    fn format_choice() {
-        assert!(!wants_prometheus(b"", None));
-        assert!(wants_prometheus(b"format=prometheus", None));
-        assert!(wants_prometheus(
-            b"a=1&format=prometheus",
-            Some(b"application/json")
-        ));
-        assert!(!wants_prometheus(b"format=json", Some(b"text/plain")));
-        assert!(wants_prometheus(b"", Some(b"text/plain;version=0.0.4")));
-        assert!(!wants_prometheus(b"", Some(b"application/json, text/plain, */*")));
-    }
-}

@@ -8,6 +8,7 @@ pub mod http;
 pub mod log;
 mod main_directives;
 mod srv_conf;
+mod status_location;
 mod store_setup;
 
 use std::ffi::{c_char, c_void};
