@@ -138,7 +138,8 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
             if cert.plan.is_none() {
                 continue;
             }
-            match claim(ctx, zone, &cert) {
+            let store = shared.filter(|_| !cert.dynamic && cert.file.is_none());
+            match claim(ctx, zone, &cert, store.is_some()) {
                 Claim::Later(at) => wake = wake.min(at),
                 Claim::Fetch(previous) => {
                     if let Some(previous) = previous {
@@ -149,7 +150,6 @@ async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
                             cert.name
                         );
                     }
-                    let store = shared.filter(|_| !cert.dynamic && cert.file.is_none());
                     cursor = i + 1;
                     in_flight.set(in_flight.get() + 1);
                     let in_flight = in_flight.clone();
@@ -238,13 +238,21 @@ async fn fetch_one(
     apply(ctx, zone, cert, result, log)
 }
 
-fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate) -> Claim {
+/// Takes the zone's fetch lease of `cert` when it is due. With a shared
+/// store the lease also covers the two store calls before the fetch, each
+/// with the fetch's deadline.
+fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate, shared: bool) -> Claim {
     let now = now();
     let mut z = zone.lock();
     let Some(mut e) = z.find(&cert.key) else {
         return Claim::Later(now + MAX_IDLE_SECS);
     };
-    let until = now + ctx.settings.lease_secs();
+    let store_calls = if shared {
+        2 * (ctx.settings.fetch_timeout_ms / 1000) as i64
+    } else {
+        0
+    };
+    let until = now + ctx.settings.lease_secs() + store_calls;
     match e.take_lease(pid(), now, until, |holder, held_until| {
         schedule::may_take_lease(holder, held_until, pid(), now, alive)
     }) {
