@@ -47,6 +47,81 @@ fn too_slow(ctx: &StaplingContext, store: &Store, what: &str, cert: &Certificate
     );
 }
 
+/// What reading the staple's file in the store came to.
+enum Read {
+    /// A newer staple was there and is now the zone's.
+    Taken,
+    /// Nothing newer: fetch (if the lease allows).
+    Nothing,
+    /// The store did not answer in time.
+    TooSlow,
+}
+
+/// Reads the staple's file and takes it into the zone when it passes the
+/// staple's checks and is newer than the zone's.
+async fn take_newer(
+    ctx: &StaplingContext,
+    zone: Zone,
+    cert: &Certificate,
+    store: &Store,
+    log: *mut ngx_log_t,
+) -> Read {
+    let key = cert.key;
+    let read = {
+        let store = store.clone();
+        blocking::run(limit(ctx), move || store.read(&key)).await
+    };
+    let now = nginx_sys::ngx_time();
+    let der = match read {
+        Some(Ok(Some(der))) => der,
+        Some(Ok(None)) => return Read::Nothing,
+        Some(Err(e)) => {
+            log_warn!(
+                log,
+                "cannot read \"{}\" for certificate \"{}\": {e}; fetching",
+                store.path_of(&cert.key).display(),
+                cert.name
+            );
+            return Read::Nothing;
+        }
+        None => return Read::TooSlow,
+    };
+    // A file that does not pass (expired, for instance) is what the fetch
+    // replaces: no line for it.
+    let Ok(resp) = ctx.usable(cert, &der, now) else {
+        return Read::Nothing;
+    };
+    let random = nginx_sys::ngx_random() as u32;
+    let next = schedule::after_success(
+        &ctx.settings.policy,
+        resp.this_update,
+        resp.next_update,
+        now,
+        random,
+    );
+    let mut z = zone.lock();
+    let taken = match z.find(&cert.key) {
+        Some(mut e) if e.staple_this_update().map_or(true, |t| resp.this_update > t) => {
+            e.record_shared(&resp, now, next).is_ok()
+        }
+        _ => false,
+    };
+    drop(z);
+    if !taken {
+        return Read::Nothing;
+    }
+    log_info!(
+        log,
+        "OCSP response for certificate \"{}\" taken from the shared store \"{}\" \
+         (fetched by another instance): {}, next look in {} s",
+        cert.name,
+        store.dir.display(),
+        resp.status.as_str(),
+        next - now
+    );
+    Read::Taken
+}
+
 pub async fn before_fetch(
     ctx: &StaplingContext,
     zone: Zone,
@@ -55,61 +130,16 @@ pub async fn before_fetch(
     me: &str,
     log: *mut ngx_log_t,
 ) -> Step {
-    let key = cert.key;
-    let read = {
-        let store = store.clone();
-        blocking::run(limit(ctx), move || store.read(&key)).await
-    };
-    let now = nginx_sys::ngx_time();
-    match read {
-        Some(Ok(Some(der))) => {
-            // A file that does not pass (expired, for instance) is what the
-            // fetch replaces: no line for it.
-            if let Ok(resp) = ctx.usable(cert, &der, now) {
-                let random = nginx_sys::ngx_random() as u32;
-                let next = schedule::after_success(
-                    &ctx.settings.policy,
-                    resp.this_update,
-                    resp.next_update,
-                    now,
-                    random,
-                );
-                let mut z = zone.lock();
-                let taken = match z.find(&cert.key) {
-                    Some(mut e) if e.staple_this_update().map_or(true, |t| resp.this_update > t) => {
-                        e.record_shared(&resp, now, next).is_ok()
-                    }
-                    _ => false,
-                };
-                drop(z);
-                if taken {
-                    log_info!(
-                        log,
-                        "OCSP response for certificate \"{}\" taken from the shared store \"{}\" \
-                         (fetched by another instance): {}, next look in {} s",
-                        cert.name,
-                        store.dir.display(),
-                        resp.status.as_str(),
-                        next - now
-                    );
-                    return Step::Taken;
-                }
-            }
-        }
-        Some(Ok(None)) => {}
-        Some(Err(e)) => {
-            log_warn!(
-                log,
-                "cannot read \"{}\" for certificate \"{}\": {e}; fetching",
-                store.path_of(&cert.key).display(),
-                cert.name
-            );
-        }
-        None => {
+    match take_newer(ctx, zone, cert, store, log).await {
+        Read::Taken => return Step::Taken,
+        Read::TooSlow => {
             too_slow(ctx, store, "answer a read", cert, log);
             return Step::Fetch;
         }
+        Read::Nothing => {}
     }
+    let key = cert.key;
+    let now = nginx_sys::ngx_time();
     let until = now + ctx.settings.lease_secs();
     let lease = {
         let (store, me) = (store.clone(), me.to_string());
@@ -124,6 +154,13 @@ pub async fn before_fetch(
                      whose deadline passed",
                     cert.name
                 );
+            }
+            // Another instance may have written the staple and given its
+            // lease back between the read above and this lease: look again
+            // before fetching.
+            if let Read::Taken = take_newer(ctx, zone, cert, store, log).await {
+                after_fetch(ctx, cert, store, me, None, log).await;
+                return Step::Taken;
             }
             Step::Fetch
         }
