@@ -10,12 +10,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use StaplingTest;
 
-my $hooks = $ENV{TEST_NGINX_HOOKS_MODULE}
-	// ($ENV{TEST_NGINX_BINARY} ? undef
-		: "$FindBin::Bin/../build/test-hooks/modules/ngx_ssl_stapling_module.so");
-plan(skip_all => 'needs the module built with test hooks for this nginx '
-	. '(scripts/build test-hooks; TEST_NGINX_HOOKS_MODULE)')
-	unless defined $hooks && -f $hooks;
+my $hooks = StaplingTest::hooks_module_or_skip();
 
 my $t = StaplingTest->new(module => $hooks);
 my $ocsp = $t->port('ocsp');

@@ -16,12 +16,7 @@ use StaplingTest;
 
 # The test build matches the vendored nginx (build/sbin/nginx): with
 # another nginx, TEST_NGINX_HOOKS_MODULE names one built for it.
-my $hooks = $ENV{TEST_NGINX_HOOKS_MODULE}
-	// ($ENV{TEST_NGINX_BINARY} ? undef
-		: "$FindBin::Bin/../build/test-hooks/modules/ngx_ssl_stapling_module.so");
-plan(skip_all => 'needs the module built with test hooks for this nginx '
-	. '(scripts/build test-hooks; TEST_NGINX_HOOKS_MODULE)')
-	unless defined $hooks && -f $hooks;
+my $hooks = StaplingTest::hooks_module_or_skip();
 
 my $t = StaplingTest->new(module => $hooks);
 my $d = $t->testdir;

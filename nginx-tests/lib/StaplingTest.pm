@@ -87,6 +87,19 @@ sub nginx_version {
 # Stream servers have ssl_stapling since nginx 1.27.2.
 sub stream_stapling { $_[0]->nginx_version >= 1027002 }
 sub module { $_[0]{module} }
+
+# The module built with test hooks (scripts/build test-hooks) for the
+# nginx under test: TEST_NGINX_HOOKS_MODULE, else the one matching the
+# vendored nginx (build/sbin/nginx). A test that needs it skips without it.
+sub hooks_module_or_skip {
+	my $hooks = $ENV{TEST_NGINX_HOOKS_MODULE}
+		// ($ENV{TEST_NGINX_BINARY} ? undef
+			: "$ROOT/build/test-hooks/modules/ngx_ssl_stapling_module.so");
+	Test::More::plan(skip_all => 'needs the module built with test hooks for this nginx '
+		. '(scripts/build test-hooks; TEST_NGINX_HOOKS_MODULE)')
+		unless defined $hooks && -f $hooks;
+	return $hooks;
+}
 sub verbose { $ENV{TEST_NGINX_VERBOSE} }
 
 # A free TCP port on 127.0.0.1, the same one for the same $n in this test.
