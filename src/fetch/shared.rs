@@ -206,8 +206,7 @@ pub async fn after_fetch(
     let (s, me) = (store.clone(), me.to_string());
     let done = blocking::run(limit(ctx), move || {
         let written = match persist {
-            Some(Some(der)) => s.write(&key, &der),
-            Some(None) => s.remove(&key),
+            Some(der) => s.put(&key, der.as_deref()),
             None => Ok(()),
         };
         s.release_lease(&key, &me);

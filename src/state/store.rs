@@ -199,6 +199,15 @@ impl Store {
         }
     }
 
+    /// The staple's file becomes `der`, or goes when there is none (a
+    /// revoked certificate).
+    pub fn put(&self, key: &StapleKey, der: Option<&[u8]>) -> io::Result<()> {
+        match der {
+            Some(der) => self.write(key, der),
+            None => self.remove(key),
+        }
+    }
+
     pub fn remove(&self, key: &StapleKey) -> io::Result<()> {
         match fs::remove_file(self.path_of(key)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

@@ -21,11 +21,7 @@ impl StaplingContext {
         if cert.file.is_some() || cert.dynamic {
             return;
         }
-        let r = match der {
-            Some(der) => store.write(&cert.key, der),
-            None => store.remove(&cert.key),
-        };
-        if let Err(e) = r {
+        if let Err(e) = store.put(&cert.key, der) {
             log_warn!(
                 log_,
                 "cannot update \"{}\" for certificate \"{}\": {e}",
