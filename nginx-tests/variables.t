@@ -4,7 +4,9 @@
 # nginx's own stapling staples none of them. The module registers each
 # when a handshake first uses it, fetches its staple, and staples it from
 # the next handshake on; at most ssl_stapling_dynamic_max of them are kept,
-# the least recently used evicted.
+# the least recently used evicted. Each is registered with its server's
+# settings: the same certificate loaded in a server with another
+# ssl_stapling_responder gets that responder's staple, not the first one's.
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -13,12 +15,15 @@ use StaplingTest;
 
 my $t = StaplingTest->new;
 my $ocsp = $t->port('ocsp');
+my $ocsp_b = $t->port('ocsp_b');
 $t->make_ca('root');
 my @names = qw(a.test b.test c.test);
 $t->make_cert($_, ca => 'root', ocsp => "http://127.0.0.1:$ocsp/") for @names;
 # Workers load these per handshake, as the worker user.
 chmod 0644, map { $t->testdir . "/$_.key" } @names;
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
+# Another responder for the same CA, told apart by its responses' validity.
+$t->start_ocsp_responder(name => 'ocsp_b', ca => 'root', port => $ocsp_b, nmin => 30);
 
 sub config {
 	my ($max) = @_;
@@ -32,6 +37,12 @@ http {
         listen 127.0.0.1:%%PORT_0%% ssl;
         %%CERT \$ssl_server_name%%
         ssl_stapling on;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_2%% ssl;
+        %%CERT \$ssl_server_name%%
+        ssl_stapling on;
+        ssl_stapling_responder http://127.0.0.1:$ocsp_b/;
     }
     server {
         listen 127.0.0.1:%%PORT_1%%;
@@ -87,5 +98,34 @@ for my $round (1 .. 4) {
 }
 is($max_seen, 2, 'the zone never holds more than 2 such entries');
 ok($t->handshake($t->port(0), sni => 'a.test')->{ok}, 'nginx still serves');
+
+# The same certificate loaded by variables in a server with another
+# responder: its own entry, fetched from that responder.
+config();
+ok(defined $t->reload, 'reloaded without a limit');
+sub validity {
+	my ($der) = @_;
+	my $text = $t->staple_text($der // '');
+	my ($this) = $text =~ /This Update: (.+)/;
+	my ($next) = $text =~ /Next Update: (.+)/;
+	return ($this // '?') . ' - ' . ($next // '?');
+}
+sub stapled_on {
+	my ($port) = @_;
+	return wait_for(sub {
+		my $r = $t->handshake($t->port($port), sni => 'a.test');
+		return $r->{staple};
+	}, 10);
+}
+my $via_b = stapled_on(2);
+ok($via_b, 'a.test in the server with ssl_stapling_responder: stapled');
+my $via_aia = stapled_on(0);
+ok($via_aia, 'a.test in the first server: stapled');
+isnt(validity($via_b), validity($via_aia), 'each server its own responder\'s staple');
+is_deeply([$t->staple_serials($via_b)], [$t->serial('a.test')], 'the other responder\'s staple is for a.test');
+is($t->ocsp_requests('ocsp_b'), 1, 'the other responder: one request, for that server only');
+my @a = grep { $_->{loaded_by_variables} && $_->{sha256} eq $t->cert_sha256('a.test') } @{page()->{certificates} // []};
+is_deeply([sort map { $_->{responder} } @a], [sort("http://127.0.0.1:$ocsp/", "http://127.0.0.1:$ocsp_b/")],
+	'status page: a.test twice, once per responder');
 
 $t->done;

@@ -164,6 +164,8 @@ pub(crate) unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<
 #[derive(Clone, Copy)]
 pub struct OwnIndexes {
     pub http: usize,
+    /// Read only where nginx has stream stapling.
+    #[cfg_attr(not(ngx_stream_stapling), allow(dead_code))]
     pub stream: usize,
 }
 

@@ -146,6 +146,8 @@ impl fmt::Debug for StapleKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Http,
+    /// Made only where nginx has stream stapling (1.27.2 and later).
+    #[cfg_attr(not(ngx_stream_stapling), allow(dead_code))]
     Stream,
 }
 
