@@ -21,6 +21,11 @@ use crate::state::zone::Zone;
 /// How often an instance that waits for another's fetch looks at the store.
 const POLL_SECS: i64 = 1;
 
+/// The store calls `before_fetch` makes before a fetch, each with the
+/// fetch's deadline: the read, the lease, the read after the lease. The
+/// zone's fetch lease covers them as well as the fetch (`worker::claim`).
+pub const CALLS_BEFORE_FETCH: i64 = 3;
+
 /// What to do about a staple that is due, with the zone's lease held.
 pub enum Step {
     /// Another instance's newer staple was taken: no fetch.

@@ -239,8 +239,8 @@ async fn fetch_one(
 }
 
 /// Takes the zone's fetch lease of `cert` when it is due. With a shared
-/// store the lease also covers the two store calls before the fetch, each
-/// with the fetch's deadline.
+/// store the lease also covers the store calls before the fetch
+/// (`shared::CALLS_BEFORE_FETCH`), each with the fetch's deadline.
 fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate, shared: bool) -> Claim {
     let now = now();
     let mut z = zone.lock();
@@ -248,7 +248,7 @@ fn claim(ctx: &StaplingContext, zone: Zone, cert: &Certificate, shared: bool) ->
         return Claim::Later(now + MAX_IDLE_SECS);
     };
     let store_calls = if shared {
-        2 * (ctx.settings.fetch_timeout_ms / 1000) as i64
+        shared::CALLS_BEFORE_FETCH * (ctx.settings.fetch_timeout_ms / 1000) as i64
     } else {
         0
     };
