@@ -89,16 +89,9 @@ ok(wait_for(sub {
 my $r = $t->handshake($t->port('untrusted'));
 ok($r->{ok} && !defined $r->{staple}, 'verify on without the signer\'s root: no staple (not another server\'s)');
 
-sub validity {
-	my ($der) = @_;
-	my $text = $t->staple_text($der);
-	my ($this) = $text =~ /This Update: (.+)/;
-	my ($next) = $text =~ /Next Update: (.+)/;
-	return ($this // '?') . ' - ' . ($next // '?');
-}
 is($staple{aia2}, $staple{aia}, 'same settings in two servers: the same staple');
 is($staple{trusted2}, $staple{trusted}, 'the same verify and trust in two servers: the same staple');
-isnt(validity($staple{other}), validity($staple{aia}), 'ssl_stapling_responder: its responder\'s staple, not the AIA one');
+isnt($t->staple_validity($staple{other}), $t->staple_validity($staple{aia}), 'ssl_stapling_responder: its responder\'s staple, not the AIA one');
 
 # One fetch per distinct setting: the AIA responder for (aia, aia2),
 # (trusted, trusted2) and (untrusted); the other responder for (other).

@@ -367,6 +367,16 @@ sub staple_text {
 	return scalar `openssl ocsp -respin $f -resp_text -noverify 2>&1`;
 }
 
+# "thisUpdate - nextUpdate" of a DER response, as `openssl ocsp` prints
+# them: tells apart the staples of two responders for one certificate.
+sub staple_validity {
+	my ($self, $der) = @_;
+	my $text = $self->staple_text($der);
+	my ($this) = $text =~ /This Update: (.+)/;
+	my ($next) = $text =~ /Next Update: (.+)/;
+	return ($this // '?') . ' - ' . ($next // '?');
+}
+
 # Serial numbers (upper-case hex) of the certificates a DER OCSP response
 # gives a status for, as `openssl ocsp` reads them.
 sub staple_serials {
