@@ -13,12 +13,15 @@
 
 use strict;
 use warnings;
-use FindBin;
-use lib "$FindBin::Bin/../nginx-tests/lib";
+
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(time);
-use StaplingTest qw(wait_for);
+
+# The nginx under test is the image's: no nginx of the host's is run.
+BEGIN { $ENV{TEST_NGINX_BINARY} = '/bin/true' }
+use Test::Nginx;
+use Test::Nginx::Stapling;
 
 my $image = $ENV{STAPLING_IMAGE} or plan(skip_all => 'STAPLING_IMAGE is not set');
 my $name = "stapling-image-test-$$";
@@ -44,10 +47,10 @@ my ($rc, $gw) = podman('network', 'inspect', 'podman',
 chomp $gw;
 die "no gateway for podman's network ($rc): $gw\n" unless $rc == 0 && $gw =~ /^[\d.]+$/;
 
-my $t = StaplingTest->new(binary => '/bin/true');
+my $t = Test::Nginx::Stapling->new->has_daemon('openssl')->has_daemon('curl')->plan(18);
 my $d = $t->testdir;
-my $ocsp = $t->port('ocsp');
-my $https = $t->port('https');
+my $ocsp = port(8080);
+my $https = port(8443);
 $t->make_ca('root');
 $t->make_cert('site.test', ca => 'root', ocsp => "http://$gw:$ocsp/");
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
@@ -146,4 +149,3 @@ for my $n (1, 2) {
 	is(join("\n", @bad), '', "container $n: no crit, alert, emerg or signal in nginx's log");
 }
 
-done_testing();

@@ -8,26 +8,32 @@
 # the status page shows the staple, the first request and every one after
 # it pass.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
+
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
 
 plan(skip_all => 'needs curl (apt-get install curl)')
 	unless `curl --version 2>/dev/null` =~ /^curl /;
 
-my $t = StaplingTest->new;
-my $ocsp = $t->port('ocsp');
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->plan(8);
+my $ocsp = port(8080);
 $t->make_ca('root');
 $t->make_cert('site.test', ca => 'root', ocsp => "http://127.0.0.1:$ocsp/");
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 my $d = $t->testdir;
-my $tls = $t->port('tls');
+my $tls = port(8081);
 
 my $site = <<'EOF';
     server {
-        listen 127.0.0.1:%%PORT_tls%% ssl;
+        listen 127.0.0.1:8081 ssl;
         server_name site.test;
-        %%CERT site.test%%
+        ssl_certificate site.test.chain.crt;
+        ssl_certificate_key site.test.key;
         ssl_stapling on;
         ssl_stapling_verify on;
         ssl_trusted_certificate root.crt;
@@ -44,7 +50,8 @@ sub curl {
 }
 
 # nginx alone.
-$t->write_config("events { }\nhttp {\n$site}\n", load_module => 0);
+$t->without_module->write_file_expand('nginx.conf',
+	"%%TEST_GLOBALS%%\ndaemon off;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n$site}\n");
 $t->run;
 my ($rc, $out) = curl();
 is($rc, 91, "nginx's built-in: the first request has no staple (curl exits 91)");
@@ -55,19 +62,25 @@ $t->stop;
 my $builtin_requests = $t->ocsp_requests;
 
 # The module.
-$t->write_config(<<"EOF");
+$t->with_module->write_file_expand('nginx.conf', <<"EOF");
+%%TEST_GLOBALS%%
+
+daemon off;
+
 events { }
 http {
+    %%TEST_GLOBALS_HTTP%%
+
 $site
     server {
-        listen 127.0.0.1:%%PORT_status%%;
+        listen 127.0.0.1:8082;
         location = /status { ssl_stapling_status; }
     }
 }
 EOF
 $t->run;
 ok(wait_for(sub {
-	my $p = $t->status_page($t->port('status')) or return;
+	my $p = $t->status_page(port(8082)) or return;
 	grep { ($_->{status} // '') eq 'good' } @{$p->{certificates}};
 }, 10), 'the module: the status page shows the staple, before any client');
 is($t->ocsp_requests - $builtin_requests, 1, 'the module: one responder request');
@@ -77,4 +90,3 @@ is($out, 'site', 'the module: and gets the page');
 my @rcs = map { (curl())[0] } 1 .. 5;
 is("@rcs", '0 0 0 0 0', 'the module: so do the next five');
 
-$t->done;

@@ -8,13 +8,18 @@
 # reload fetches nothing; a certificate added by a reload is fetched, and
 # its entry freed when a reload removes it.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
+
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
 use Time::HiRes qw(time);
 
-my $t = StaplingTest->new;
-my ($dns, $ocsp) = ($t->port('dns'), $t->port('ocsp'));
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->plan(18);
+my ($dns, $ocsp) = (port(8980, udp => 1), port(8081));
 $t->make_ca('root');
 $t->make_cert('one', ca => 'root', ocsp => "http://ocsp.test:$ocsp/");
 $t->make_cert('two', ca => 'root', type => 'ec', ocsp => "http://ocsp.test:$ocsp");
@@ -26,19 +31,25 @@ my $conf = <<'EOF';
 worker_processes 4;
 events { }
 http {
-    resolver 127.0.0.1:%%PORT_dns%% ipv6=off;
+    %%TEST_GLOBALS_HTTP%%
+
+    resolver 127.0.0.1:%%PORT_8980_UDP%% ipv6=off;
     server {
-        listen 127.0.0.1:%%PORT_0%% ssl reuseport;
-        %%CERT one%%
+        listen 127.0.0.1:8443 ssl reuseport;
+        ssl_certificate one.chain.crt;
+        ssl_certificate_key one.key;
         ssl_stapling on;
     }
     %%THIRD%%
 }
 stream {
-    resolver 127.0.0.1:%%PORT_dns%% ipv6=off;
+    %%TEST_GLOBALS_STREAM%%
+
+    resolver 127.0.0.1:%%PORT_8980_UDP%% ipv6=off;
     server {
-        listen 127.0.0.1:%%PORT_1%% ssl reuseport;
-        %%CERT two%%
+        listen 127.0.0.1:8444 ssl reuseport;
+        ssl_certificate two.chain.crt;
+        ssl_certificate_key two.key;
         ssl_stapling on;
         return "ok\n";
     }
@@ -47,33 +58,34 @@ EOF
 my $streams = 1;
 unless ($t->stream_stapling) {
 	$streams = 0;
-	$conf =~ s/\}\nstream \{\n    resolver [^\n]*\n/\n/;
+	$conf =~ s/\}\nstream \{\n    %%TEST_GLOBALS_STREAM%%\n\n    resolver [^\n]*\n/\n/;
 	$conf =~ s/        return "ok\\n";\n    \}\n\}\n/    }\n}\n/;
 }
 my $third = <<'EOF';
     server {
-        listen 127.0.0.1:%%PORT_2%% ssl;
-        %%CERT three%%
+        listen 127.0.0.1:8445 ssl;
+        ssl_certificate three.chain.crt;
+        ssl_certificate_key three.key;
         ssl_stapling on;
     }
 EOF
 sub config {
 	my ($with_third) = @_;
 	(my $c = $conf) =~ s/%%THIRD%%/$with_third ? $third : ''/e;
-	$t->write_config($c);
+	$t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n" . $c);
 }
 config(0);
 my $start = time;
 $t->run(workers => 4);
 
-my %port = (one => 0, two => 1);
+my %port = (one => 8443, two => 8444);
 for my $name (sort keys %port) {
 	my $first = wait_for(sub {
-		my $r = $t->handshake($t->port($port{$name}));
+		my $r = $t->handshake(port($port{$name}));
 		return $r->{staple};
 	}, 1, "$name stapled");
 	ok($first, "$name: stapled within 1 s of start, before any client asked")
-		or diag($t->read_log);
+		or diag($t->read_file('error.log'));
 	diag(sprintf '%s: first staple %.2f s after start', $name, time - $start);
 	is_deeply([$t->staple_serials($first)], [$t->serial($name)],
 		"$name: the staple is for $name");
@@ -82,7 +94,7 @@ for my $name (sort keys %port) {
 for my $name (sort keys %port) {
 	my $stapled = 0;
 	for (1 .. 40) {
-		my $r = $t->handshake($t->port($port{$name}));
+		my $r = $t->handshake(port($port{$name}));
 		$stapled++ if $r->{ok} && $r->{staple}
 			&& grep { $_ eq $t->serial($name) } $t->staple_serials($r->{staple});
 	}
@@ -90,15 +102,15 @@ for my $name (sort keys %port) {
 }
 
 is($t->ocsp_requests, 2, 'responder received exactly one request per certificate');
-like($t->read_log, qr/fetched from http:\/\/ocsp\.test:$ocsp\/: good/,
+like($t->read_file('error.log'), qr/fetched from http:\/\/ocsp\.test:$ocsp\/: good/,
 	'the fetch is logged with the responder by name');
 
 my $took = $t->reload;
 ok(defined $took, 'reloaded; old workers (and their fetch tasks) gone')
 	or diag('took ' . ($took // 'forever'));
-my $r = $t->handshake($t->port(0));
+my $r = $t->handshake(port(8443));
 ok($r->{staple}, 'first handshake after reload stapled');
-$r = $t->handshake($t->port(1));
+$r = $t->handshake(port(8444));
 ok($r->{staple}, 'first handshake after reload stapled (second certificate)');
 # Give any (wrong) refetch a moment to reach the responder.
 wait_for(sub { $t->ocsp_requests > 2 }, 2);
@@ -106,14 +118,13 @@ is($t->ocsp_requests, 2, 'no new request to the responder after reload');
 
 config(1);
 ok(defined $t->reload, 'reloaded with a third certificate');
-ok(wait_for(sub { $t->handshake($t->port(2))->{staple} }, 2), 'the new certificate is fetched and stapled');
+ok(wait_for(sub { $t->handshake(port(8445))->{staple} }, 2), 'the new certificate is fetched and stapled');
 is($t->ocsp_requests, 3, 'one new request, for the new certificate only');
 
 config(0);
 ok(defined $t->reload, 'reloaded without it');
-like($t->read_log, qr/took over 2 certificate\(s\), 2 staple\(s\), in @{[2 - $streams]} http and $streams stream server\(s\); 0 staple\(s\) from files, 0 from the store, 1 stale entr\(ies\) freed, 2 in zone/,
+like($t->read_file('error.log'), qr/took over 2 certificate\(s\), 2 staple\(s\), in @{[2 - $streams]} http and $streams stream server\(s\); 0 staple\(s\) from files, 0 from the store, 1 stale entr\(ies\) freed, 2 in zone/,
 	'its entry is freed');
-ok($t->handshake($t->port(0))->{staple} && $t->handshake($t->port(1))->{staple},
+ok($t->handshake(port(8443))->{staple} && $t->handshake(port(8444))->{staple},
 	'the others are still stapled');
 
-$t->done;

@@ -5,12 +5,17 @@
 # responder turns bad. For each: a line naming the certificate and the
 # cause, the previous good staple still served, nginx healthy.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
 
-my $t = StaplingTest->new;
-my ($dns, $faults, $refusing) = map { $t->port($_) } qw(dns faults refusing);
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
+
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->plan(59);
+my ($dns, $faults, $refusing) = (port(8980, udp => 1), port(8081), port(8082));
 
 my %cause = (
 	http500 => qr/responder sent HTTP status 500/,
@@ -29,6 +34,7 @@ my %cause = (
 	nxdomain => qr/nx\.test could not be resolved \(Host not found\)/,
 );
 my @cases = sort keys %cause;
+my %port = map { $cases[$_] => 8443 + $_ } 0 .. $#cases;
 
 $t->make_ca('root');
 $t->make_ca('rogue');
@@ -61,32 +67,39 @@ $t->start_fault_responder($refusing, 'refusing');
 # Each server's responder URL stays the same throughout: a server's
 # staple belongs to its responder (another URL is another staple).
 my %url = (
-	refused => "http://127.0.0.1:$refusing/refused/",
+	refused => "http://127.0.0.1:8082/refused/",
 	nxdomain => "http://nx.test:$faults/nxdomain/",
 );
 
 sub config {
 	my $servers = '';
 	for my $case (@cases) {
-		my $url = $url{$case} // "http://127.0.0.1:$faults/$case/";
+		my $url = $url{$case} // "http://127.0.0.1:8081/$case/";
 		my $verify = $case eq 'untrusted'
 			? "ssl_stapling_verify on;\n        ssl_trusted_certificate root.crt;" : '';
 		$servers .= <<"EOF";
     server {
-        listen 127.0.0.1:%%PORT_$case%% ssl;
-        %%CERT $case%%
+        listen 127.0.0.1:$port{$case} ssl;
+        ssl_certificate $case.chain.crt;
+        ssl_certificate_key $case.key;
         ssl_stapling_responder $url;
         $verify
     }
 EOF
 	}
-	$t->write_config(<<"EOF");
+	$t->write_file_expand('nginx.conf', <<"EOF");
+%%TEST_GLOBALS%%
+
+daemon off;
+
 worker_processes 2;
 ssl_stapling_refresh 2s;
 ssl_stapling_fetch_timeout 2s;
 events { }
 http {
-    resolver 127.0.0.1:$dns ipv6=off;
+    %%TEST_GLOBALS_HTTP%%
+
+    resolver 127.0.0.1:%%PORT_8980_UDP%% ipv6=off;
     ssl_stapling on;
 $servers}
 EOF
@@ -97,7 +110,7 @@ $t->run(workers => 2);
 
 for my $case (@cases) {
 	my $ok = wait_for(sub {
-		($t->handshake($t->port($case))->{staple} // '')
+		($t->handshake(port($port{$case}))->{staple} // '')
 			eq $t->read_file("$case.good.der");
 	}, 10, "$case stapled");
 	ok($ok, "$case: first stapled from a good answer");
@@ -128,17 +141,17 @@ ok(defined $took, 'reloaded; the old workers exited')
 	or diag('took ' . ($took // 'forever'));
 diag(sprintf 'old workers gone %.2f s after the reload', $took) if defined $took;
 my $old = join '|', @old;
-unlike($t->read_log, qr{^\S+ \S+ \[\w+\] (?:$old)#\d+: [^\n]*cannot fetch OCSP response for certificate "[^"]*/hang\.chain\.crt"}m,
+unlike($t->read_file('error.log'), qr{^\S+ \S+ \[\w+\] (?:$old)#\d+: [^\n]*cannot fetch OCSP response for certificate "[^"]*/hang\.chain\.crt"}m,
 	'the old workers did not wait for the hanging fetch (no timeout of theirs for it)');
 
 for my $case (@cases) {
 	my $line = qr/\[warn\] .*ssl_stapling: cannot fetch OCSP response for certificate "[^"]*\/\Q$case\E\.chain\.crt" from \S+: (?:.*?)$cause{$case}.*; retry in \d+ s; the previous staple is served until its nextUpdate/;
-	ok(wait_for(sub { $t->read_log =~ $line }, 15, "$case failure"),
+	ok(wait_for(sub { $t->read_file('error.log') =~ $line }, 15, "$case failure"),
 		"$case: log line names the certificate and the cause");
-	my $r = $t->handshake($t->port($case), request => "GET / HTTP/1.0\r\n\r\n");
-	ok($r->{ok} && ($r->{response} // '') =~ m{^HTTP/1.1 404}, "$case: TLS and HTTP still served");
+	# 403: the root is the test directory, which has no index.html.
+	my $r = $t->handshake(port($port{$case}), request => "GET / HTTP/1.0\r\n\r\n");
+	ok($r->{ok} && ($r->{response} // '') =~ m{^HTTP/1.1 403}, "$case: TLS and HTTP still served");
 	is($r->{staple}, $t->read_file("$case.good.der"),
 		"$case: the previous good staple is still served, no bad one");
 }
 
-$t->done;

@@ -5,11 +5,16 @@
 # stapled (nginx alone would staple each of these files as it is).
 # A file that is not DER at all is refused by nginx itself, with [emerg].
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
 
-my $t = StaplingTest->new;
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
+
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->plan(14 + 3); # 3: the end-of-test checks of $bad, below
 $t->make_ca('root');
 $t->make_cert('site', ca => 'root');
 $t->make_cert('other', ca => 'root');
@@ -21,22 +26,23 @@ $t->ocsp_response('future.der', ca => 'root', certs => ['site'], shift => '+1d')
 $t->ocsp_response('good.der', ca => 'root', certs => ['site']);
 
 my $servers = '';
-my %port = (other => 0, expired => 1, future => 2, good => 3);
+my %port = (other => 8443, expired => 8444, future => 8445, good => 8446);
 for my $f (sort keys %port) {
 	$servers .= <<"EOF";
     server {
-        listen 127.0.0.1:%%PORT_$port{$f}%% ssl;
-        %%CERT site%%
+        listen 127.0.0.1:$port{$f} ssl;
+        ssl_certificate site.chain.crt;
+        ssl_certificate_key site.key;
         ssl_stapling on;
         ssl_stapling_file $f.der;
         location / { return 200 "$f\\n"; }
     }
 EOF
 }
-$t->write_config("events { }\nhttp {\n$servers}\n");
+$t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n$servers}\n");
 $t->run;
 
-my $log = $t->read_log;
+my $log = $t->read_file('error.log');
 my %reason = (
 	other => qr/no status for this certificate in the OCSP response/,
 	expired => qr/OCSP response expired \d+ s ago/,
@@ -45,41 +51,46 @@ my %reason = (
 for my $f (sort keys %reason) {
 	like($log, qr/\[warn\] .*"ssl_stapling_file" ".*\/$f\.der" ignored for certificate ".*site\.chain\.crt": $reason{$f}/,
 		"$f: warning names file, certificate and reason");
-	my $r = $t->handshake($t->port($port{$f}), request => "GET / HTTP/1.0\r\n\r\n");
+	my $r = $t->handshake(port($port{$f}), request => "GET / HTTP/1.0\r\n\r\n");
 	ok($r->{ok} && ($r->{response} // '') =~ /^HTTP\/1\.1 200 .*\Q$f\E\n$/s,
 		"$f: TLS served normally");
 	ok(!defined $r->{staple}, "$f: no staple");
 }
 
-my $r = $t->handshake($t->port($port{good}));
+my $r = $t->handshake(port($port{good}));
 is($r->{staple}, $t->read_file('good.der'), 'good file beside them is stapled');
 unlike($log, qr/good\.der" ignored/, 'good file: no warning');
 
 $t->stop;
-$t->check_log;
 
 # Not DER at all: nginx's own ssl module refuses the configuration.
-my $bad = StaplingTest->new;
+my $bad = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl');
 $bad->make_ca('root');
 $bad->make_cert('site', ca => 'root');
 $bad->write_file('garbage.der', "this is not an OCSP response\n");
-$bad->write_config(<<'EOF');
+$bad->write_file_expand('nginx.conf', <<'EOF');
+%%TEST_GLOBALS%%
+
+daemon off;
+
 events { }
 http {
+    %%TEST_GLOBALS_HTTP%%
+
     server {
-        listen 127.0.0.1:%%PORT_0%% ssl;
-        %%CERT site%%
+        listen 127.0.0.1:8443 ssl;
+        ssl_certificate site.chain.crt;
+        ssl_certificate_key site.key;
         ssl_stapling on;
         ssl_stapling_file garbage.der;
     }
 }
 EOF
-my $out = $bad->run(expect_failure => 1);
-ok(defined $out, 'nginx refuses to start with a non-DER staple file');
-like($out // '', qr/\[emerg\].*d2i_OCSP_RESPONSE_bio\(".*garbage\.der"\) failed/,
+# Test::Nginx's run dies when nginx does not start.
+ok(!eval { $bad->run; 1 }, 'nginx refuses to start with a non-DER staple file');
+my (undef, $out) = $bad->test_config;
+like($out, qr/\[emerg\].*d2i_OCSP_RESPONSE_bio\(".*garbage\.der"\) failed/,
 	'the [emerg] reaches the user');
 ok(!-e $bad->testdir . '/nginx.pid', 'no nginx left running');
 $bad->expect_log(qr/\[emerg\].*d2i_OCSP_RESPONSE_bio/);
-$bad->check_log;
-
-done_testing;

@@ -4,24 +4,37 @@
 # handshake that asks for a status gets the file's staple, whichever
 # worker takes it, from the module's shared zone.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
 
-my $t = StaplingTest->new;
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
+
+my $t = Test::Nginx::Stapling->new->has(qw/stream stream_ssl socket_ssl/)
+	->has_daemon('openssl');
 plan(skip_all => 'stream servers have ssl_stapling since nginx 1.27.2')
 	unless $t->stream_stapling;
+$t->plan(5);
 $t->make_ca('root');
 $t->make_cert('site', ca => 'root');
 $t->ocsp_response('site.der', ca => 'root', certs => ['site']);
 
-$t->write_config(<<'EOF');
+$t->write_file_expand('nginx.conf', <<'EOF');
+%%TEST_GLOBALS%%
+
+daemon off;
+
 worker_processes 4;
 events { }
 stream {
+    %%TEST_GLOBALS_STREAM%%
+
     server {
-        listen 127.0.0.1:%%PORT_0%% ssl reuseport;
-        %%CERT site%%
+        listen 127.0.0.1:8443 ssl reuseport;
+        ssl_certificate site.chain.crt;
+        ssl_certificate_key site.key;
         ssl_stapling on;
         ssl_stapling_file site.der;
         return "ok\n";
@@ -30,23 +43,22 @@ stream {
 EOF
 $t->run(workers => 4);
 
-like($t->read_log, qr/ssl_stapling: module took over 1 certificate\(s\), 1 staple\(s\), in 0 http and 1 stream server\(s\); 1 staple\(s\) from files/,
+like($t->read_file('error.log'), qr/ssl_stapling: module took over 1 certificate\(s\), 1 staple\(s\), in 0 http and 1 stream server\(s\); 1 staple\(s\) from files/,
 	'module announces the takeover');
 
 my $want = $t->read_file('site.der');
 my ($stapled, $served) = (0, 0);
 for (1 .. 40) {
-	my $r = $t->handshake($t->port(0), request => "");
+	my $r = $t->handshake(port(8443), request => "");
 	$stapled++ if $r->{ok} && defined $r->{staple} && $r->{staple} eq $want;
 	$served++ if $r->{ok} && ($r->{response} // '') =~ m{^ok\n$};
 }
 is($stapled, 40, '40 of 40 handshakes carry the file\'s staple');
 is($served, 40, '40 of 40 connections served');
 
-my $r = $t->handshake($t->port(0), no_status => 1);
+my $r = $t->handshake(port(8443), no_status => 1);
 ok($r->{ok} && !defined $r->{staple}, 'no staple without status_request');
 
 is_deeply([$t->staple_serials($want)], [$t->serial('site')],
 	'the staple is for the site certificate');
 
-$t->done;

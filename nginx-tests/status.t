@@ -3,38 +3,51 @@
 # ssl_stapling_status: JSON by default, Prometheus text on request; each
 # field checked against what the responder served and what clients saw.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
+use warnings;
+use strict;
+
+use Test::More;
 use JSON::PP;
 use Time::Local qw(timegm);
-use StaplingTest;
 
-my $t = StaplingTest->new;
-my $ocsp = $t->port('ocsp');
-my $closed = $t->port('closed');
+use Test::Nginx;
+use Test::Nginx::Stapling;
+
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->plan(65);
+my $ocsp = port(8080);
+my $closed = port(8081);
 $t->make_ca('root');
 $t->make_cert('one', ca => 'root', ocsp => "http://127.0.0.1:$ocsp/");
 $t->make_cert('two', ca => 'root', ocsp => "http://127.0.0.1:$closed/");
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
-$t->write_config(<<'EOF');
+$t->write_file_expand('nginx.conf', <<'EOF');
+%%TEST_GLOBALS%%
+
+daemon off;
+
 worker_processes 2;
 events { }
 http {
+    %%TEST_GLOBALS_HTTP%%
+
     server {
-        listen 127.0.0.1:%%PORT_0%% ssl;
+        listen 127.0.0.1:8443 ssl;
         server_name one.test www.one.test;
-        %%CERT one%%
+        ssl_certificate one.chain.crt;
+        ssl_certificate_key one.key;
         ssl_stapling on;
     }
     server {
-        listen 127.0.0.1:%%PORT_1%% ssl;
+        listen 127.0.0.1:8444 ssl;
         server_name two.test;
-        %%CERT two%%
+        ssl_certificate two.chain.crt;
+        ssl_certificate_key two.key;
         ssl_stapling on;
     }
     server {
-        listen 127.0.0.1:%%PORT_2%%;
+        listen 127.0.0.1:8445;
         location /status {
             ssl_stapling_status;
         }
@@ -43,14 +56,14 @@ http {
 EOF
 $t->run(workers => 2);
 
-my $staple = wait_for(sub { $t->handshake($t->port(0))->{staple} }, 10);
+my $staple = wait_for(sub { $t->handshake(port(8443))->{staple} }, 10);
 ok($staple, 'one is stapled');
-ok(wait_for(sub { $t->read_log =~ /cannot fetch OCSP response for certificate "[^"]*two\.chain\.crt"/ }, 10),
+ok(wait_for(sub { $t->read_file('error.log') =~ /cannot fetch OCSP response for certificate "[^"]*two\.chain\.crt"/ }, 10),
 	'two failed its fetch');
 
 sub page {
 	my (%o) = @_;
-	my ($status, $head, $body) = $t->http_request($t->port(2), $o{path} // '/status',
+	my ($status, $head, $body) = $t->http_request(port(8445), $o{path} // '/status',
 		headers => $o{headers});
 	return ($status, $head, $body);
 }
@@ -126,8 +139,8 @@ ok($two->{fetches}{failed} >= 1, 'two: failures counted');
 
 # Handshake counters: exactly what clients saw, across both workers.
 my ($s0, $u0) = ($one->{handshakes}{stapled}, $one->{handshakes}{unstapled});
-my $n = grep { defined $t->handshake($t->port(0))->{staple} } 1 .. 8;
-$t->handshake($t->port(0), no_status => 1);
+my $n = grep { defined $t->handshake(port(8443))->{staple} } 1 .. 8;
+$t->handshake(port(8443), no_status => 1);
 $j = json_page();
 ($one) = grep { ($_->{subject} // '') =~ /CN=one$/ } @{$j->{certificates}};
 is($n, 8, 'eight stapled handshakes');
@@ -155,7 +168,6 @@ for my $how (['/status?format=prometheus', {}], ['/status', { Accept => 'text/pl
 
 my ($status) = page(headers => {}, path => '/status?format=json');
 is($status, 200, 'format=json');
-my ($post) = $t->http_request($t->port(2), '/status', method => 'POST');
+my ($post) = $t->http_request(port(8445), '/status', method => 'POST');
 is($post, 405, 'the page is read-only: POST is refused');
 
-$t->done;

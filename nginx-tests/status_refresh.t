@@ -6,32 +6,45 @@
 # one request each, and the answer is 202 with the ids queued. An unknown
 # id is 404; a GET never fetches; a plain status location refuses POST.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
+
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
 use JSON::PP;
 
-my $t = StaplingTest->new;
-my $ocsp = $t->port('ocsp');
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->plan(20);
+my $ocsp = port(8080);
 $t->make_ca('root');
 $t->make_cert($_, ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for qw(one two);
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
-$t->write_config(<<'EOF');
+$t->write_file_expand('nginx.conf', <<'EOF');
+%%TEST_GLOBALS%%
+
+daemon off;
+
 worker_processes 2;
 events { }
 http {
+    %%TEST_GLOBALS_HTTP%%
+
     ssl_stapling on;
     server {
-        listen 127.0.0.1:%%PORT_one%% ssl;
-        %%CERT one%%
+        listen 127.0.0.1:8082 ssl;
+        ssl_certificate one.chain.crt;
+        ssl_certificate_key one.key;
     }
     server {
-        listen 127.0.0.1:%%PORT_two%% ssl;
-        %%CERT two%%
+        listen 127.0.0.1:8083 ssl;
+        ssl_certificate two.chain.crt;
+        ssl_certificate_key two.key;
     }
     server {
-        listen 127.0.0.1:%%PORT_status%%;
+        listen 127.0.0.1:8081;
         location = /status { ssl_stapling_status; }
         location = /admin/status {
             allow 127.0.0.1;
@@ -42,7 +55,7 @@ http {
 }
 EOF
 $t->run(workers => 2);
-my $port = $t->port('status');
+my $port = port(8081);
 
 # The page's entry for certificate $name.
 my $entry = sub {
@@ -91,4 +104,3 @@ is($status, 202, 'refresh by staple id: 202');
 ok(wait_for(sub { $entry->('one')->{fetches}{ok} == 4 }, 10), 'fetched again');
 is($t->ocsp_requests, 6, 'one more request, and none from the GETs of the page');
 
-$t->done;

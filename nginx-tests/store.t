@@ -6,14 +6,19 @@
 # be used are ignored with one warning each; a store the workers cannot
 # write is one error at startup.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
 
-my $t = StaplingTest->new;
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
+
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->plan(21);
 my $d = $t->testdir;
-my $ocsp = $t->port('ocsp');
-my $closed = $t->port('closed');
+my $ocsp = port(8080);
+my $closed = port(8081);
 $t->make_ca('root');
 $t->make_cert('site', ca => 'root', ocsp => "http://127.0.0.1:$ocsp/");
 $t->make_cert('two', ca => 'root', ocsp => "http://127.0.0.1:$closed/");
@@ -24,24 +29,32 @@ sub config {
 	my ($store, %o) = @_;
 	my $two = $o{two} ? <<'EOF' : '';
     server {
-        listen 127.0.0.1:%%PORT_1%% ssl;
-        %%CERT two%%
+        listen 127.0.0.1:8444 ssl;
+        ssl_certificate two.chain.crt;
+        ssl_certificate_key two.key;
         ssl_stapling on;
     }
 EOF
-	$t->write_config(<<"EOF");
+	$t->write_file_expand('nginx.conf', <<"EOF");
+%%TEST_GLOBALS%%
+
+daemon off;
+
 worker_processes 2;
 events { }
 http {
+    %%TEST_GLOBALS_HTTP%%
+
     ssl_stapling_store $store;
     server {
-        listen 127.0.0.1:%%PORT_0%% ssl;
-        %%CERT site%%
+        listen 127.0.0.1:8443 ssl;
+        ssl_certificate site.chain.crt;
+        ssl_certificate_key site.key;
         ssl_stapling on;
     }
 $two
     server {
-        listen 127.0.0.1:%%PORT_2%%;
+        listen 127.0.0.1:8445;
         location /status {
             ssl_stapling_status;
         }
@@ -52,9 +65,9 @@ EOF
 
 config('store');
 $t->run(workers => 2);
-my $id = $t->staple_ids($t->port(2), 'site');
+my $id = $t->staple_ids(port(8445), 'site');
 my $file = "$d/store/$id.der";
-my $fetched = wait_for(sub { $t->handshake($t->port(0))->{staple} }, 10);
+my $fetched = wait_for(sub { $t->handshake(port(8443))->{staple} }, 10);
 ok($fetched, 'fetched staple served');
 ok(wait_for(sub { -s $file }, 5), 'the staple is written to the store as <staple id>.der');
 is($t->read_file("store/$id.der"), $fetched, 'the stored file is the staple served');
@@ -69,11 +82,11 @@ is(sprintf('%o', $mode), '700', 'the store directory nginx created is private');
 $t->stop;
 $t->stop_daemon('ocsp');
 $t->run(workers => 2);
-my $r = $t->handshake($t->port(0));
+my $r = $t->handshake(port(8443));
 is($r->{staple}, $fetched, 'responder down, after a restart: the first handshake is stapled from the store');
-like($t->read_log, qr/took over 1 certificate\(s\), 1 staple\(s\), .* 0 staple\(s\) from files, 1 from the store/,
+like($t->read_file('error.log'), qr/took over 1 certificate\(s\), 1 staple\(s\), .* 0 staple\(s\) from files, 1 from the store/,
 	'the start logs the staple read from the store');
-my $stapled = grep { defined $t->handshake($t->port(0))->{staple} } 1 .. 6;
+my $stapled = grep { defined $t->handshake(port(8443))->{staple} } 1 .. 6;
 is($stapled, 6, 'every handshake of both workers stapled');
 
 # Files that cannot be used: corrupt (for a configured certificate), for
@@ -81,7 +94,7 @@ is($stapled, 6, 'every handshake of both workers stapled');
 $t->stop;
 config('store', two => 1);
 $t->run(workers => 2);
-my $two = $t->staple_ids($t->port(2), 'two');
+my $two = $t->staple_ids(port(8445), 'two');
 $t->stop;
 $t->write_file("store/$two.der", "this is not an OCSP response");
 my $foreign_old = 'ab' x 32;
@@ -90,7 +103,7 @@ my $foreign_new = 'cd' x 32;
 $t->ocsp_response("store/$foreign_new.der", ca => 'root', certs => ['gone'], ndays => 1);
 config('store', two => 1);
 $t->run(workers => 2);
-my $log = $t->read_log;
+my $log = $t->read_file('error.log');
 like($log, qr/\[warn\] .*stored OCSP response "[^"]*\Q$two\E\.der" for certificate "[^"]*two\.chain\.crt" ignored: not a DER-encoded OCSP response/,
 	'corrupt file: one warning naming it and the certificate');
 like($log, qr/\[warn\] .*"[^"]*\Q$foreign_old\E\.der" in the store is for no configured certificate; ignored and removed/,
@@ -98,16 +111,16 @@ like($log, qr/\[warn\] .*"[^"]*\Q$foreign_old\E\.der" in the store is for no con
 like($log, qr/\[warn\] .*"[^"]*\Q$foreign_new\E\.der" in the store is for no configured certificate; ignored$/m,
 	'valid file for no configured certificate: warning, kept');
 ok(!-e "$d/store/$foreign_old.der" && -e "$d/store/$foreign_new.der", 'only the expired one is removed');
-ok(!defined $t->handshake($t->port(1))->{staple}, 'no staple from the corrupt file');
-is($t->handshake($t->port(0))->{staple}, $fetched, 'the good stored staple is still served');
+ok(!defined $t->handshake(port(8444))->{staple}, 'no staple from the corrupt file');
+is($t->handshake(port(8443))->{staple}, $fetched, 'the good stored staple is still served');
 
 # An expired stored staple for a configured certificate.
 $t->stop;
 $t->ocsp_response("store/$two.der", ca => 'root', certs => ['two'], nmin => 1, shift => '-1d');
 $t->run(workers => 2);
-like($t->read_log, qr/stored OCSP response "[^"]*\Q$two\E\.der" for certificate "[^"]*two\.chain\.crt" ignored: OCSP response expired/,
+like($t->read_file('error.log'), qr/stored OCSP response "[^"]*\Q$two\E\.der" for certificate "[^"]*two\.chain\.crt" ignored: OCSP response expired/,
 	'expired stored staple: warning');
-ok(!defined $t->handshake($t->port(1))->{staple}, 'no staple from the expired file');
+ok(!defined $t->handshake(port(8444))->{staple}, 'no staple from the expired file');
 $t->stop;
 
 # A file an earlier release wrote, named by the certificate's SHA-256
@@ -117,9 +130,9 @@ my $legacy = $t->cert_sha256('site');
 $t->write_file("store/$legacy.der", $fetched);
 config('store');
 $t->run(workers => 2);
-is($t->handshake($t->port(0))->{staple}, $fetched,
+is($t->handshake(port(8443))->{staple}, $fetched,
 	'a file named by the certificate (earlier release): its staple served at the first handshake');
-like($t->read_log, qr/took over 1 certificate\(s\), 1 staple\(s\), .* 1 from the store/,
+like($t->read_file('error.log'), qr/took over 1 certificate\(s\), 1 staple\(s\), .* 1 from the store/,
 	'counted as read from the store');
 $t->stop;
 
@@ -127,7 +140,7 @@ $t->stop;
 $t->write_file('not-a-dir', 'x');
 config('not-a-dir');
 $t->run(workers => 2);
-my @errors = $t->read_log =~ /\[error\] [^\n]*ssl_stapling_store "[^"]*not-a-dir": it is not a directory; staples are not written/g;
+my @errors = $t->read_file('error.log') =~ /\[error\] [^\n]*ssl_stapling_store "[^"]*not-a-dir": it is not a directory; staples are not written/g;
 is(scalar @errors, 1, 'a store that is a file: one error at startup');
 $t->stop;
 
@@ -136,10 +149,9 @@ SKIP: {
 	mkdir "$d/rootonly", 0755;
 	config('rootonly');
 	$t->run(workers => 2);
-	@errors = $t->read_log =~ /\[error\] [^\n]*ssl_stapling_store "[^"]*rootonly": the worker processes cannot write to it: Permission denied/g;
+	@errors = $t->read_file('error.log') =~ /\[error\] [^\n]*ssl_stapling_store "[^"]*rootonly": the worker processes cannot write to it: Permission denied/g;
 	is(scalar @errors, 1, 'a store only root can write: one error naming the cause');
-	ok($t->handshake($t->port(0))->{ok}, 'nginx serves all the same');
+	ok($t->handshake(port(8443))->{ok}, 'nginx serves all the same');
 	$t->stop;
 }
 
-$t->done;

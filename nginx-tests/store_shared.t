@@ -9,35 +9,45 @@
 # responder stopped, a fourth instance staples from its first handshake.
 # A lease left by a killed instance is taken over after its deadline.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
+
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
 use Time::Local ();
 use Time::HiRes ();
 
 my $N = 20;
-my @nginx = map { StaplingTest->new } 1 .. 4;
+my @nginx = map { Test::Nginx::Stapling->new } 1 .. 4;
 my $t = $nginx[0];
-my $ocsp = $t->port('ocsp');
+# 9: the end-of-test checks of the other three instances.
+$t->has(qw/http http_ssl socket_ssl/)->has_daemon('openssl')->plan(24 + 9);
+# Each instance its own ports: its status page, its server for certificate $j.
+my %index = map { $nginx[$_] => $_ } 0 .. 3;
+sub status_port { port(8090 + $index{$_[0]}) }
+sub server_port { 8100 + 25 * $index{$_[0]} + $_[1] }
+my $ocsp = port(8080);
 my $dir = $t->testdir;
 $t->make_ca('root');
 $t->make_cert("c$_", ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for 1 .. $N;
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
 my $conf = sub {
-	my ($store) = @_;
+	my ($n, $store) = @_;
 	my $servers = join '', map {
-		"    server {\n        listen 127.0.0.1:%%PORT_$_%% ssl;\n"
+		"    server {\n        listen 127.0.0.1:" . server_port($n, $_) . " ssl;\n"
 		. "        ssl_certificate $dir/c$_.chain.crt;\n        ssl_certificate_key $dir/c$_.key;\n    }\n"
 	} 1 .. $N;
-	return "worker_processes 2;\nevents { }\nhttp {\n    ssl_stapling on;\n    ssl_stapling_store $store;\n"
-		. "    server {\n        listen 127.0.0.1:%%PORT_status%%;\n"
+	return "worker_processes 2;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n    ssl_stapling on;\n    ssl_stapling_store $store;\n"
+		. "    server {\n        listen 127.0.0.1:" . (8090 + $index{$n}) . ";\n"
 		. "        location = /status { ssl_stapling_status refresh; }\n    }\n$servers}\n";
 };
 my $all_stapled = sub {
 	my ($n) = @_;
 	for my $i (1 .. $N) {
-		return 0 unless $n->handshake($n->port($i))->{staple};
+		return 0 unless $n->handshake(port(server_port($n, $i)))->{staple};
 	}
 	return 1;
 };
@@ -47,7 +57,7 @@ my $all_stapled = sub {
 my $before = $t->ocsp_requests;
 my $start = Time::HiRes::time();
 for my $i (0 .. 2) {
-	$nginx[$i]->write_config($conf->("$dir/plain$i"));
+	$nginx[$i]->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n" . $conf->($nginx[$i], "$dir/plain$i"));
 	$nginx[$i]->run(workers => 2);
 }
 ok(wait_for(sub { !grep { !$all_stapled->($_) } @nginx[0 .. 2] }, 30), 'not shared: all three instances staple all 20');
@@ -61,7 +71,7 @@ $_->stop for @nginx[0 .. 2];
 $before = $t->ocsp_requests;
 $start = Time::HiRes::time();
 for my $n (@nginx[0 .. 2]) {
-	$n->write_config($conf->("$dir/fleet shared"));
+	$n->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n" . $conf->($n, "$dir/fleet shared"));
 	$n->run(workers => 2);
 }
 ok(wait_for(sub { !grep { !$all_stapled->($_) } @nginx[0 .. 2] }, 30), 'shared: all three instances staple all 20');
@@ -73,7 +83,7 @@ cmp_ok($shared, '<=', $N + 2, "shared: at most " . ($N + 2) . " requests for 3 i
 # their start, or taken before a fetch.
 my $from_store = 0;
 for my $n (@nginx[0 .. 2]) {
-	my $log = $n->read_log;
+	my $log = $n->read_file('error.log');
 	$from_store += $1 while $log =~ /(\d+) staple\(s\) read from the store/g;
 	$from_store += () = $log =~ /taken from the shared store "[^"]*\/fleet" \(fetched by another instance\)/g;
 }
@@ -88,14 +98,14 @@ is(scalar @leases, 0, 'no lease file left once the fetches are done');
 my $t0 = time;
 wait_for(sub { time > $t0 }, 5);
 $before = $t->ocsp_requests;
-my ($status) = $nginx[0]->http_request($nginx[0]->port('status'), '/status?refresh=all', method => 'POST');
+my ($status) = $nginx[0]->http_request(status_port($nginx[0]), '/status?refresh=all', method => 'POST');
 is($status, 202, 'first instance: refresh requested');
 ok(wait_for(sub { $t->ocsp_requests - $before >= $N }, 20), 'first instance: fetched');
 ok(wait_for(sub { !glob("$dir/fleet/*.lease") }, 10), 'its lease files are gone');
-my $mark = length $nginx[1]->read_log;
-($status) = $nginx[1]->http_request($nginx[1]->port('status'), '/status?refresh=all', method => 'POST');
+my $mark = length $nginx[1]->read_file('error.log');
+($status) = $nginx[1]->http_request(status_port($nginx[1]), '/status?refresh=all', method => 'POST');
 is($status, 202, 'second instance: refresh requested');
-my $taken = sub { scalar(() = substr($nginx[1]->read_log, $mark) =~ /taken from the shared store "[^"]*\/fleet" \(fetched by another instance\): good/g) };
+my $taken = sub { scalar(() = substr($nginx[1]->read_file('error.log'), $mark) =~ /taken from the shared store "[^"]*\/fleet" \(fetched by another instance\): good/g) };
 ok(wait_for(sub { $taken->() == $N }, 20), "second instance: all $N taken from the store");
 is($t->ocsp_requests - $before, $N, 'without a request of its own');
 
@@ -104,10 +114,10 @@ is($t->ocsp_requests - $before, $N, 'without a request of its own');
 rename "$dir/fleet", "$dir/fleet.away" or die "rename: $!";
 $t->write_file('fleet', "not a directory\n");
 $before = $t->ocsp_requests;
-($status) = $nginx[2]->http_request($nginx[2]->port('status'), '/status?refresh=all', method => 'POST');
+($status) = $nginx[2]->http_request(status_port($nginx[2]), '/status?refresh=all', method => 'POST');
 is($status, 202, 'store unusable: refresh requested');
 ok(wait_for(sub { $t->ocsp_requests - $before >= $N }, 20), 'store unusable: fetched from the responder');
-like($nginx[2]->read_log, qr/\[warn\] .*cannot take the fetch lease of certificate "[^"]*\/c\d+\.chain\.crt" in the shared store "[^"]*\/fleet": .*; fetching/,
+like($nginx[2]->read_file('error.log'), qr/\[warn\] .*cannot take the fetch lease of certificate "[^"]*\/c\d+\.chain\.crt" in the shared store "[^"]*\/fleet": .*; fetching/,
 	'with a warning naming the store');
 ok($all_stapled->($nginx[2]), 'and every staple still served');
 unlink "$dir/fleet";
@@ -116,19 +126,19 @@ rename "$dir/fleet.away", "$dir/fleet" or die "rename: $!";
 # The responder stops; a fourth instance staples from its first handshake.
 $t->stop_daemon('ocsp');
 my $fourth = $nginx[3];
-$fourth->write_config($conf->("$dir/fleet shared"));
+$fourth->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n" . $conf->($fourth, "$dir/fleet shared"));
 $fourth->run(workers => 2);
 ok($all_stapled->($fourth), 'responder down: a new instance staples all 20 from its first handshakes');
-like($fourth->read_log, qr/$N staple\(s\) read from the store/, 'read from the store at start');
+like($fourth->read_file('error.log'), qr/$N staple\(s\) read from the store/, 'read from the store at start');
 $_->stop for @nginx;
 
 # A lease left by a killed instance: taken over after its deadline.
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
 my $n = $nginx[1];
-$n->write_config($conf->("$dir/killed shared"));
+$n->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n" . $conf->($n, "$dir/killed shared"));
 $n->run(workers => 2);
-my $id = $t->staple_ids($n->port("status"), "c1");
+my $id = $t->staple_ids(status_port($n), "c1");
 # Stopped once every fetch is done, so that no fetch of this run is cut
 # short and nothing it writes lands in the store after it is emptied.
 ok(wait_for(sub { $all_stapled->($n) }, 30), 'a fresh instance staples all 20');
@@ -136,17 +146,16 @@ $n->stop;
 unlink glob("$dir/killed/*");
 my $deadline = time + 3;
 $t->write_file("killed/$id.lease", "gone.example 4194303 $deadline\n");
-$mark = length $n->read_log;
+$mark = length $n->read_file('error.log');
 $n->run(workers => 2);
 my $takeover = qr/^(\d+)\/(\d+)\/(\d+) (\d+):(\d+):(\d+) \[notice\] .*certificate "[^"]*\/c1\.chain\.crt": taking over the shared store's fetch lease from gone\.example 4194303, whose deadline passed/m;
-ok(wait_for(sub { substr($n->read_log, $mark) =~ $takeover }, 15), 'the lease of the killed instance is taken over');
-my @at = substr($n->read_log, $mark) =~ $takeover;
+ok(wait_for(sub { substr($n->read_file('error.log'), $mark) =~ $takeover }, 15), 'the lease of the killed instance is taken over');
+my @at = substr($n->read_file('error.log'), $mark) =~ $takeover;
 my $at = Time::Local::timelocal($at[5], $at[4], $at[3], $at[2], $at[1] - 1, $at[0]);
 cmp_ok($at, '>=', $deadline, 'when its deadline had passed (by the log line\'s time)');
-ok(wait_for(sub { $n->handshake($n->port(1))->{staple} }, 30), 'and the staple fetched')
-	or diag(join "\n", grep { /c1\.chain\.crt/ } split /\n/, substr($n->read_log, $mark));
-my ($until_takeover) = split /taking over the shared store's fetch lease/, substr($n->read_log, $mark);
+ok(wait_for(sub { $n->handshake(port(server_port($n, 1)))->{staple} }, 30), 'and the staple fetched')
+	or diag(join "\n", grep { /c1\.chain\.crt/ } split /\n/, substr($n->read_file('error.log'), $mark));
+my ($until_takeover) = split /taking over the shared store's fetch lease/, substr($n->read_file('error.log'), $mark);
 unlike($until_takeover, qr/fetching OCSP response for certificate "[^"]*\/c1\.chain\.crt"/,
 	'no fetch of it while the lease was live');
 
-$t->done;

@@ -6,49 +6,58 @@
 # responder. A test build of the module (scripts/build test-hooks) makes
 # reading the store hang while a file ".hang" is in it.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
 
-my $hooks = StaplingTest::hooks_module_or_skip();
+use Test::More;
 
-my $t = StaplingTest->new(module => $hooks);
-my $ocsp = $t->port('ocsp');
+use Test::Nginx;
+use Test::Nginx::Stapling;
+
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->with_hooks_module->plan(6);
+my $ocsp = port(8080);
 my $store = $t->testdir . '/store';
 $t->make_ca('root');
 $t->make_cert('site', ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/");
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
-$t->write_config(<<"EOF");
+$t->write_file_expand('nginx.conf', <<"EOF");
+%%TEST_GLOBALS%%
+
+daemon off;
+
 worker_processes 1;
 ssl_stapling_fetch_timeout 2s;
 events { }
 http {
+    %%TEST_GLOBALS_HTTP%%
+
     ssl_stapling on;
     ssl_stapling_store $store shared;
     server {
-        listen 127.0.0.1:%%PORT_0%% ssl;
-        %%CERT site%%
+        listen 127.0.0.1:8443 ssl;
+        ssl_certificate site.chain.crt;
+        ssl_certificate_key site.key;
     }
     server {
-        listen 127.0.0.1:%%PORT_status%%;
+        listen 127.0.0.1:8081;
         location = /status { ssl_stapling_status refresh; }
     }
 }
 EOF
 $t->run(workers => 1);
-ok(wait_for(sub { $t->handshake($t->port(0))->{staple} }, 10), 'stapled');
+ok(wait_for(sub { $t->handshake(port(8443))->{staple} }, 10), 'stapled');
 is($t->ocsp_requests, 1, 'one request');
 
 # The store hangs from now on; a refresh is asked for.
 $t->write_file('store/.hang', '');
-my ($status) = $t->http_request($t->port('status'), '/status?refresh=all', method => 'POST');
+my ($status) = $t->http_request(port(8081), '/status?refresh=all', method => 'POST');
 is($status, 202, 'refresh requested');
-ok(wait_for(sub { $t->read_log =~ /\[warn\] .*the shared store "[^"]*\/store" did not answer a read for certificate "[^"]*\/site\.chain\.crt" within 2000 ms; fetching/ }, 10),
+ok(wait_for(sub { $t->read_file('error.log') =~ /\[warn\] .*the shared store "[^"]*\/store" did not answer a read for certificate "[^"]*\/site\.chain\.crt" within 2000 ms; fetching/ }, 10),
 	'the store did not answer: a warning, with the deadline');
 # One worker only: it kept serving while its store call hung.
-ok($t->handshake($t->port(0))->{staple}, 'the worker serves, stapled, while the store hangs');
+ok($t->handshake(port(8443))->{staple}, 'the worker serves, stapled, while the store hangs');
 ok(wait_for(sub { $t->ocsp_requests == 2 }, 10), 'and fetched from the responder');
 unlink "$store/.hang";
 
-$t->done;

@@ -8,23 +8,28 @@
 # crit line per configuration, and nginx's own "ngx_slab_alloc() failed"
 # lines are off.
 
-use FindBin;
-use lib "$FindBin::Bin/lib";
-use StaplingTest;
+use warnings;
+use strict;
 
-my $t = StaplingTest->new;
+use Test::More;
+
+use Test::Nginx;
+use Test::Nginx::Stapling;
+
+my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
+	->has_daemon('openssl')->plan(17);
 my $d = $t->testdir;
-my $ocsp = $t->port('ocsp');
+my $ocsp = port(8080);
 $t->make_ca('root');
 my @names = map { "c$_" } 1 .. 100;
 $t->make_cert($_, ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for @names;
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
-sub status { $t->status_page($t->port('status')) }
+sub status { $t->status_page(port(8081)) }
 
 my $status_server = <<'EOF';
     server {
-        listen 127.0.0.1:%%PORT_status%%;
+        listen 127.0.0.1:8081;
         location /status {
             ssl_stapling_status;
         }
@@ -34,17 +39,24 @@ EOF
 # --- 100 certificates in a 32k zone ---------------------------------------
 my $servers = join '', map { <<"EOF" } @names;
     server {
-        listen 127.0.0.1:%%PORT_tls%% ssl;
+        listen 127.0.0.1:8082 ssl;
         server_name $_.test;
-        %%CERT $_%%
+        ssl_certificate $_.chain.crt;
+        ssl_certificate_key $_.key;
         ssl_stapling on;
     }
 EOF
-$t->write_config(<<"EOF");
+$t->write_file_expand('nginx.conf', <<"EOF");
+%%TEST_GLOBALS%%
+
+daemon off;
+
 worker_processes 2;
 ssl_stapling_zone tiny:32k;
 events { }
 http {
+    %%TEST_GLOBALS_HTTP%%
+
 $servers
 $status_server
 }
@@ -52,7 +64,7 @@ EOF
 $t->expect_log(qr/\[crit\] .*zone "tiny" \(32 KB\) is full/);
 $t->run(workers => 2);
 
-my $log = $t->read_log;
+my $log = $t->read_file('error.log');
 like($log, qr/\[warn\] .*"ssl_stapling_zone" "tiny:32k" is too small for 100 staple\(s\) and 256 certificate\(s\) loaded by variables: about (\d+) KB needed/,
 	'too small for the configuration: a warning at startup naming the size needed');
 my @crit = $log =~ /(\[crit\] [^\n]*)/g;
@@ -72,12 +84,14 @@ ok(wait_for(sub {
 	return (grep { !$_->{zone_full} && $_->{valid} } @{$j->{certificates}}) == $fit;
 }, 20), 'every staple that fits is fetched and valid');
 my %fits = map { $_->{servers}[0] => 1 } @room;
-my ($stapled, $wrong) = (0, 0);
+my ($stapled, $wrong, @failed) = (0, 0);
 for my $n (@names) {
-	my $r = $t->handshake($t->port('tls'), sni => "$n.test");
+	my $r = $t->handshake(port(8082), sni => "$n.test");
+	push(@failed, "$n: $r->{error}"), next unless $r->{ok};
 	$stapled++ if defined $r->{staple};
 	$wrong++ if defined $r->{staple} != !!$fits{"$n.test"};
 }
+is(join('; ', @failed), '', 'no handshake failed');
 is($stapled, $fit, "handshakes: exactly the $fit with room are stapled");
 is($wrong, 0, 'and they are the ones the status page says have room');
 is($t->ocsp_requests, $fit, 'the responder was asked only for those');
@@ -91,23 +105,30 @@ mkdir "$d/files";
 link "$d/resp.der", "$d/files/$_.der" or die "link: $!" for 1 .. 2000;
 $servers = join '', map { <<"EOF" } 1 .. 2000;
     server {
-        listen 127.0.0.1:%%PORT_tls%% ssl;
+        listen 127.0.0.1:8082 ssl;
         server_name s$_.test;
-        %%CERT c1%%
+        ssl_certificate c1.chain.crt;
+        ssl_certificate_key c1.key;
         ssl_stapling on;
         ssl_stapling_file files/$_.der;
     }
 EOF
-$t->write_config(<<"EOF");
+$t->write_file_expand('nginx.conf', <<"EOF");
+%%TEST_GLOBALS%%
+
+daemon off;
+
 worker_processes 2;
 events { }
 http {
+    %%TEST_GLOBALS_HTTP%%
+
 $servers
 $status_server
 }
 EOF
 $t->run(workers => 2);
-$log = $t->read_log;
+$log = $t->read_file('error.log');
 unlike($log, qr/\[crit\][^\n]*zone "ssl_stapling"/, 'no crit for the default zone');
 like($log, qr/took over 1 certificate\(s\), 2000 staple\(s\), .* 2000 staple\(s\) from files, .* 2000 in zone "ssl_stapling" \(\d+ of (\d+) KB used\)\n/,
 	'all 2,000 staples in the zone');
@@ -116,7 +137,6 @@ ok($j->{zone}{size} > 1048576, "the zone is sized for them ($j->{zone}{size} byt
 is(scalar(grep { $_->{valid} } @{$j->{certificates}}), 2000, 'the status page: 2,000 valid staples');
 my $ok = 0;
 for my $i (1, 2, 500, 999, 1000, 1500, 1999, 2000) {
-	$ok++ if defined $t->handshake($t->port('tls'), sni => "s$i.test")->{staple};
+	$ok++ if defined $t->handshake(port(8082), sni => "s$i.test")->{staple};
 }
 is($ok, 8, 'handshakes across the 2,000 servers are stapled');
-$t->done;
