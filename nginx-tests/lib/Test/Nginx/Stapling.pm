@@ -74,17 +74,6 @@ sub with_hooks_module {
 # Stream servers have ssl_stapling since nginx 1.27.2.
 sub stream_stapling { $_[0]->has_version('1.27.2') && $_[0]->has_module('stream_ssl') }
 
-# Test::Nginx reads 127.0.0.1:8NNN as a port number to allocate: a port
-# already allocated, interpolated, would be allocated again.
-sub write_file_expand {
-	my ($self, $name, $content) = @_;
-	for my $p (map { $_->{port} } values %Test::Nginx::ports) {
-		die "$name: allocated port $p in the text; write the number given to port()\n"
-			if !$Test::Nginx::ports{$p} && $content =~ /127\.0\.0\.1:$p\b/;
-	}
-	return $self->SUPER::write_file_expand($name, $content);
-}
-
 # A file of the test directory (or an absolute path); '' when missing.
 sub read_file {
 	my ($self, $name) = @_;
