@@ -47,7 +47,7 @@ my ($rc, $gw) = podman('network', 'inspect', 'podman',
 chomp $gw;
 die "no gateway for podman's network ($rc): $gw\n" unless $rc == 0 && $gw =~ /^[\d.]+$/;
 
-my $t = Test::Nginx::Stapling->new->has_daemon('openssl')->has_daemon('curl')->plan(18);
+my $t = Test::Nginx::Stapling->new->has_daemon('openssl')->has_daemon('curl')->plan(16);
 my $d = $t->testdir;
 my $ocsp = port(8080);
 my $https = port(8443);
@@ -143,9 +143,7 @@ like(logs(2), qr/1 staple\(s\)[^\n]* 1 from the store/, 'container 2 took the st
 ($rc, $out) = podman('stop', '-t', '60', "$name-2");
 is($rc, 0, 'podman stop 2') or diag($out);
 
-for my $n (1, 2) {
-	my $log = logs($n);
-	my @bad = grep { /\[(crit|alert|emerg)\]|exited on signal/ } split /\n/, $log;
-	is(join("\n", @bad), '', "container $n: no crit, alert, emerg or signal in nginx's log");
-}
+# nginx's logs in both containers, where the harness's end-of-test checks
+# read them (no [alert], [crit], [emerg], signal or panic).
+$t->write_file('error.log', logs(1) . logs(2));
 
