@@ -81,12 +81,12 @@ is($t->ocsp_requests, 1, 'the responder got it');
 my $direct = $cert->('direct');
 ok(wait_for(sub { $t->read_file('error.log') =~ /cannot fetch OCSP response for $direct from http:\/\/localhost:$ocsp\/: localhost could not be resolved/ }, 10),
 	'without the proxy, the responder cannot be reached');
-ok(!defined $t->handshake(port(8081))->{staple}, 'and nothing is stapled');
+ok($t->unstapled(port(8081)), 'and nothing is stapled');
 
 my $auth = $cert->('auth');
 ok(wait_for(sub { $t->read_file('error.log') =~ /\[warn\] .*cannot fetch OCSP response for $auth from http:\/\/localhost:$ocsp\/: proxy http:\/\/127\.0\.0\.1:$locked answered HTTP status 407 \(Proxy Authentication Required/ }, 10),
 	'a proxy asking for credentials: 407 logged, naming the proxy and the responder');
-ok(!defined $t->handshake(port(8082))->{staple}, 'not stapled');
+ok($t->unstapled(port(8082)), 'not stapled');
 
 # Credentials configured (a reload), then a refresh on demand.
 $t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n" . $conf->('ops:s3cret@'));

@@ -201,6 +201,15 @@ sub handshake {
 	return \%r;
 }
 
+# A handshake to $port that succeeded without a staple (a failed one is
+# not: said, and false).
+sub unstapled {
+	my ($self, $port, %o) = @_;
+	my $r = $self->handshake($port, %o);
+	Test::More::diag("handshake to port $port failed: $r->{error}") unless $r->{ok};
+	return $r->{ok} && !defined $r->{staple};
+}
+
 # A plain HTTP/1.0 request to 127.0.0.1:$port: (status, headers, body).
 sub http_request {
 	my ($self, $port, $path, %o) = @_;
