@@ -29,8 +29,8 @@ my $SLOW = $ENV{TEST_NGINX_SLOW} || 1;
 my $MODULE = qr/load_module\s+\S*ngx_ssl_stapling_module\S*\.so\s*;\n?/;
 my @ALL;
 
-# Interrupted (prove stopped), a test still stops what it started.
-$SIG{$_} = sub { exit 1 } for qw/ TERM INT HUP /;
+# Interrupted (prove stopped or gone), a test still stops what it started.
+$SIG{$_} = sub { $SIG{PIPE} = 'IGNORE'; exit 1 } for qw/ TERM INT HUP PIPE /;
 
 sub new {
 	my $self = bless Test::Nginx->new, shift;
