@@ -4,7 +4,8 @@
 # either order, and never needs an ngx_stream_* symbol; with stream, its
 # stream part (ssl_stapling_store in stream) works, and stream servers are
 # stapled where nginx has stream stapling (1.27.2+). Debian builds stream
-# as a dynamic module (libnginx-mod-stream): TEST_NGINX_STREAM_MODULE.
+# as a dynamic module (libnginx-mod-stream), which Test::Nginx loads from
+# TEST_NGINX_MODULES after TEST_NGINX_GLOBALS (this module).
 
 use warnings;
 use strict;
