@@ -3,16 +3,23 @@
 # depends on it. The library's rule runs cargo every time (its prerequisite
 # is phony) and make then looks at the library's time again, so a changed
 # library relinks the .so. nginx-sys reads this very tree (its headers and objs/),
-# whatever NGINX_SOURCE_DIR the environment has.
+# whatever NGINX_SOURCE_DIR the environment has. The build directory may be
+# relative to the nginx tree (objs, by default) or absolute (--builddir=/...,
+# as Debian's dh-sequence-nginx gives it).
+
+case "$NGX_OBJS" in
+    /*) ngx_ssl_stapling_objs=$NGX_OBJS ;;
+    *) ngx_ssl_stapling_objs="\$\$OLDPWD/$NGX_OBJS" ;;
+esac
 
 cat << END >> $NGX_MAKEFILE
 
 $NGX_OBJS/ngx_ssl_stapling_module.so: $ngx_ssl_stapling_lib
 
 $ngx_ssl_stapling_lib: ngx_ssl_stapling_module_cargo
-	cd "$ngx_addon_dir" && NGINX_SOURCE_DIR="\$\$OLDPWD" NGINX_BUILD_DIR="\$\$OLDPWD/$NGX_OBJS" \\
+	cd "$ngx_addon_dir" && NGINX_SOURCE_DIR="\$\$OLDPWD" NGINX_BUILD_DIR="$ngx_ssl_stapling_objs" \\
 		cargo rustc --release --lib --features nginx-build --crate-type staticlib \\
-		--target-dir "\$\$OLDPWD/$NGX_OBJS/addon/ngx_ssl_stapling_module"
+		--target-dir "$ngx_ssl_stapling_objs/addon/ngx_ssl_stapling_module"
 
 ngx_ssl_stapling_module_cargo:
 
