@@ -376,9 +376,11 @@ sub start_ocsp_responder {
 		defined $o{nmin} ? ('-nmin', $o{nmin}) : ('-ndays', $o{ndays} // 1));
 }
 
+# Requests an `openssl ocsp` responder logged ("Received request" up to
+# OpenSSL 3.0, "ocsp: received request" since 3.5).
 sub ocsp_requests {
 	my ($self, $name) = @_;
-	return scalar(() = $self->read_file(($name // 'ocsp') . '.log') =~ /Received request/g);
+	return scalar(() = $self->read_file(($name // 'ocsp') . '.log') =~ /received request/gi);
 }
 
 # A DNS server on 127.0.0.1:$port (UDP) answering A records for %names
