@@ -15,7 +15,7 @@ use Test::Nginx;
 use Test::Nginx::Stapling;
 
 my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
-	->has_daemon('openssl')->plan(40);
+	->has_daemon('openssl')->plan(46);
 my $ocsp = port(8080);
 $t->make_ca('root');
 $t->make_cert('site', ca => 'root', ocsp => "http://127.0.0.1:$ocsp/");
@@ -42,7 +42,7 @@ http {
 EOF
 
 # nginx -t writes its refusals to the error log too.
-$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value|invalid parameter|invalid "ssl_stapling_proxy")/);
+$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value|invalid parameter|invalid "ssl_stapling_proxy"|is longer than the longest fetch timeout)/);
 
 my %main = (
 	ssl_stapling_zone => 'one:64k',
@@ -54,6 +54,7 @@ my %main = (
 	ssl_stapling_max_size => '16k',
 	ssl_stapling_max_age => '15m',
 	ssl_stapling_time_skew => '5m',
+	ssl_stapling_refresh_min_interval => '10s',
 );
 for my $d (sort keys %main) {
 	$t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n$d $main{$d};\n$d $main{$d};\nevents { }\n$server");
@@ -75,7 +76,8 @@ for my $bad ('512', '65k', 'lots') {
 }
 
 for my $bad (['ssl_stapling_max_age', '0'], ['ssl_stapling_max_age', 'soon'],
-	['ssl_stapling_time_skew', '-1'], ['ssl_stapling_time_skew', 'off'])
+	['ssl_stapling_time_skew', '-1'], ['ssl_stapling_time_skew', 'off'],
+	['ssl_stapling_refresh_min_interval', 'soon'])
 {
 	my ($d, $v) = @$bad;
 	$t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n$d $v;\nevents { }\n$server");
@@ -83,13 +85,19 @@ for my $bad (['ssl_stapling_max_age', '0'], ['ssl_stapling_max_age', 'soon'],
 	like($out, qr/\[emerg\] invalid value "\Q$v\E"/, "$d $v: refused");
 }
 for my $good (['ssl_stapling_max_age', 'off'], ['ssl_stapling_max_age', '"1h 30m"'],
-	['ssl_stapling_time_skew', '0'])
+	['ssl_stapling_time_skew', '0'], ['ssl_stapling_refresh_min_interval', '0'],
+	['ssl_stapling_fetch_timeout', '10m'])
 {
 	my ($d, $v) = @$good;
 	$t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n$d $v;\nevents { }\n$server");
 	($rc, $out) = $t->test_config;
 	is($rc, 0, "$d $v: accepted");
 }
+
+# A lease in a shared store lasts the fetch timeout and a margin: bounded.
+$t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\nssl_stapling_fetch_timeout 11m;\nevents { }\n$server");
+($rc, $out) = $t->test_config;
+like($out, qr/\[emerg\] "11m" is longer than the longest fetch timeout, 10m/, 'ssl_stapling_fetch_timeout 11m: refused');
 
 for my $bad (['https://p:3128', qr/invalid "ssl_stapling_proxy": only http:\/\/ responders are supported/],
 	['http://user@p:3128', qr/invalid "ssl_stapling_proxy": invalid URL, expected http:\/\/\[user:password\@\]host:port/])

@@ -36,6 +36,8 @@ my $conf = sub {
 	my ($credentials) = @_;
 	return <<"EOF";
 worker_processes 2;
+# Refreshes back to back: none skipped as too recent.
+ssl_stapling_refresh_min_interval 0;
 events { }
 http {
     %%TEST_GLOBALS_HTTP%%

@@ -28,6 +28,9 @@ $t->write_file_expand('nginx.conf', <<'EOF');
 daemon off;
 
 worker_processes 2;
+# Refreshes back to back: none skipped as too recent (status_refresh_limit.t
+# tests the limit).
+ssl_stapling_refresh_min_interval 0;
 events { }
 http {
     %%TEST_GLOBALS_HTTP%%

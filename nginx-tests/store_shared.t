@@ -40,7 +40,7 @@ my $conf = sub {
 		"    server {\n        listen 127.0.0.1:" . server_port($n, $_) . " ssl;\n"
 		. "        ssl_certificate $dir/c$_.chain.crt;\n        ssl_certificate_key $dir/c$_.key;\n    }\n"
 	} 1 .. $N;
-	return "worker_processes 2;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n    ssl_stapling on;\n    ssl_stapling_store $store;\n"
+	return "worker_processes 2;\nssl_stapling_refresh_min_interval 0;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n    ssl_stapling on;\n    ssl_stapling_store $store;\n"
 		. "    server {\n        listen 127.0.0.1:" . (8090 + $index{$n}) . ";\n"
 		. "        location = /status { ssl_stapling_status refresh; }\n    }\n$servers}\n";
 };

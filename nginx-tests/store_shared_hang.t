@@ -28,6 +28,7 @@ $t->write_file_expand('nginx.conf', <<"EOF");
 daemon off;
 
 worker_processes 1;
+ssl_stapling_refresh_min_interval 0;
 ssl_stapling_fetch_timeout 2s;
 events { }
 http {

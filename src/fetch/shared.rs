@@ -15,7 +15,7 @@ use crate::module::log::{log_info, log_notice, log_warn};
 use crate::ocsp::schedule;
 use crate::state::certificate::Certificate;
 use crate::state::registry::StaplingContext;
-use crate::state::store::{Store, StoreLease};
+use crate::state::store::{Displaced, Store, StoreLease, MAX_LEASE_AHEAD_SECS};
 use crate::state::zone::Zone;
 
 /// How often an instance that waits for another's fetch looks at the store.
@@ -151,14 +151,38 @@ pub async fn before_fetch(
         blocking::run(limit(ctx), move || store.take_lease(&key, &me, now, until)).await
     };
     match lease {
-        Some(Ok(StoreLease::Taken { from })) => {
-            if let Some(from) = from {
-                log_notice!(
-                    log,
-                    "certificate \"{}\": taking over the shared store's fetch lease from {from}, \
-                     whose deadline passed",
-                    cert.name
-                );
+        Some(Ok(StoreLease::Taken { displaced })) => {
+            let lease = store.lease_path(&cert.key);
+            match displaced {
+                None => {}
+                Some(Displaced::Expired { by }) => {
+                    log_notice!(
+                        log,
+                        "certificate \"{}\": taking over the shared store's fetch lease from {by}, \
+                         whose deadline passed",
+                        cert.name
+                    );
+                }
+                Some(Displaced::TooFarAhead { by, until }) => {
+                    log_warn!(
+                        log,
+                        "certificate \"{}\": the lease file \"{}\" of {by} ends at {until}, {} s \
+                         from now, further ahead than any lease this module writes \
+                         ({MAX_LEASE_AHEAD_SECS} s): its clock is off or it was not written by \
+                         this module; taken over",
+                        cert.name,
+                        lease.display(),
+                        (until - now as f64).round() as i64
+                    );
+                }
+                Some(Displaced::NotALease(why)) => {
+                    log_warn!(
+                        log,
+                        "certificate \"{}\": \"{}\" is not a lease file: {why}; replaced",
+                        cert.name,
+                        lease.display()
+                    );
+                }
             }
             // Another instance may have written the staple and given its
             // lease back between the read above and this lease: look again

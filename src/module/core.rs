@@ -17,7 +17,8 @@ use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module};
 use super::log::{log, log_crit};
 use super::main_directives::{
     set_dynamic_max, set_fetch_concurrency, set_fetch_timeout, set_max_age, set_max_size, set_refresh,
-    set_serve_revoked, set_time_skew, set_zone, MainConf, DEFAULT_ZONE_NAME, DEFAULT_ZONE_SIZE,
+    set_refresh_min_interval, set_serve_revoked, set_time_skew, set_zone, MainConf, DEFAULT_ZONE_NAME,
+    DEFAULT_ZONE_SIZE,
 };
 use super::store_setup::store_of;
 use super::{arg, command, discover};
@@ -73,6 +74,7 @@ main_setter!(cmd_serve_revoked, set_serve_revoked);
 main_setter!(cmd_max_size, set_max_size);
 main_setter!(cmd_max_age, set_max_age);
 main_setter!(cmd_time_skew, set_time_skew);
+main_setter!(cmd_refresh_min_interval, set_refresh_min_interval);
 
 /// The zone's name must outlive the cycle's shm list: keep it in the pool.
 struct ZoneName(Vec<u8>);
@@ -297,7 +299,7 @@ static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
 
 const MAIN_TAKE1: u32 = NGX_MAIN_CONF | NGX_DIRECT_CONF | NGX_CONF_TAKE1;
 
-static mut COMMANDS: [ngx_command_t; 10] = [
+static mut COMMANDS: [ngx_command_t; 11] = [
     command(
         ngx::ngx_string!("ssl_stapling_max_size"),
         MAIN_TAKE1,
@@ -326,6 +328,11 @@ static mut COMMANDS: [ngx_command_t; 10] = [
         cmd_fetch_concurrency,
     ),
     command(ngx::ngx_string!("ssl_stapling_max_age"), MAIN_TAKE1, cmd_max_age),
+    command(
+        ngx::ngx_string!("ssl_stapling_refresh_min_interval"),
+        MAIN_TAKE1,
+        cmd_refresh_min_interval,
+    ),
     command(
         ngx::ngx_string!("ssl_stapling_time_skew"),
         MAIN_TAKE1,

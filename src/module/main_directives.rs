@@ -13,6 +13,7 @@ use super::conf_values;
 use crate::ocsp::responder;
 use crate::ocsp::schedule::Refresh;
 use crate::state::registry::{self, Settings, StaplingContext};
+use crate::state::store;
 
 pub(super) const DEFAULT_ZONE_NAME: &str = "ssl_stapling";
 /// The smallest zone made without "ssl_stapling_zone".
@@ -98,6 +99,22 @@ pub(super) fn set_max_age(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &mut Mai
     }
 }
 
+/// `ssl_stapling_refresh_min_interval time;`: a refresh on demand of a
+/// staple fetched less than this long ago is skipped; 0 turns it off.
+pub(super) fn set_refresh_min_interval(
+    cf: *mut ngx_conf_t,
+    value: &ngx_str_t,
+    conf: &mut MainConf,
+) -> *mut c_char {
+    match seconds_arg(cf, value, true) {
+        Some(secs) => {
+            conf.settings.refresh_min_interval = secs;
+            NGX_CONF_OK
+        }
+        None => NGX_CONF_ERROR,
+    }
+}
+
 /// `ssl_stapling_time_skew time;`: how far in the future a response's
 /// thisUpdate may be (Apache's SSLStaplingResponseTimeSkew); 5m, nginx's
 /// fixed value, by default.
@@ -119,6 +136,17 @@ pub(super) fn set_fetch_timeout(cf: *mut ngx_conf_t, value: &ngx_str_t, conf: &m
     let ms = unsafe { ngx_parse_time(&mut v, 0) };
     if ms <= 0 {
         ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{}\"", value);
+        return NGX_CONF_ERROR;
+    }
+    // Leases in a shared store are bounded by it (`MAX_LEASE_AHEAD_SECS`).
+    if ms as i64 > store::MAX_FETCH_TIMEOUT_SECS * 1000 {
+        ngx::ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "\"{}\" is longer than the longest fetch timeout, {}m",
+            value,
+            store::MAX_FETCH_TIMEOUT_SECS / 60
+        );
         return NGX_CONF_ERROR;
     }
     conf.settings.fetch_timeout_ms = ms as ngx_msec_t;

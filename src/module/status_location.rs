@@ -151,8 +151,10 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
 
 /// `POST ?refresh=<id>|all`: the staples named are due now (a staple id or
 /// a certificate's SHA-256, as the status page shows them); one worker
-/// fetches each (lease as usual). 202 with the ids queued, 404 for an id
-/// no staple has, 400 without `refresh=`.
+/// fetches each (lease as usual). 202 with the ids queued and those
+/// skipped (being fetched, or fetched less than
+/// `ssl_stapling_refresh_min_interval` ago) with the reason, 404 for an
+/// id no staple has, 400 without `refresh=`.
 fn refresh_now(args: &[u8]) -> (u32, String) {
     let Some(which) = refresh_arg(args) else {
         return (
@@ -173,18 +175,30 @@ fn refresh_now(args: &[u8]) -> (u32, String) {
             }
         }
     };
-    let queued = match registry::current() {
+    let done = match registry::current() {
         Some(ctx) => ctx.refresh_now(target, nginx_sys::ngx_time()),
-        None => Vec::new(),
+        None => Default::default(),
     };
-    if queued.is_empty() && target != RefreshTarget::All {
+    if done.queued.is_empty() && done.skipped.is_empty() && target != RefreshTarget::All {
         return (
             nginx_sys::NGX_HTTP_NOT_FOUND,
             "{\"error\":\"no such staple\"}\n".to_string(),
         );
     }
-    let ids: Vec<String> = queued.iter().map(|k| format!("\"{k}\"")).collect();
-    (202, format!("{{\"queued\":[{}]}}\n", ids.join(",")))
+    let queued: Vec<String> = done.queued.iter().map(|k| format!("\"{k}\"")).collect();
+    let skipped: Vec<String> = done
+        .skipped
+        .iter()
+        .map(|(k, why)| format!("{{\"id\":\"{k}\",\"reason\":\"{}\"}}", why.reason()))
+        .collect();
+    (
+        202,
+        format!(
+            "{{\"queued\":[{}],\"skipped\":[{}]}}\n",
+            queued.join(","),
+            skipped.join(",")
+        ),
+    )
 }
 
 /// Sends a whole response.

@@ -35,22 +35,82 @@ pub struct Store {
 
 const LEASE_SUFFIX: &str = ".lease";
 
+/// The longest a lease this module writes can reach ahead of the clock of
+/// the host that wrote it (the longest `ssl_stapling_fetch_timeout`, 10m,
+/// plus the 35 s margin of `Settings::lease_secs`), and the 5-minute
+/// allowance for clocks that disagree that responses get
+/// (`ssl_stapling_time_skew`'s default). A lease further ahead of this
+/// host's clock was not written by a live instance of this module with a
+/// sane clock: it is void.
+pub const MAX_LEASE_AHEAD_SECS: i64 = MAX_FETCH_TIMEOUT_SECS + 35 + 300;
+
+/// The longest `ssl_stapling_fetch_timeout`: a lease lasts as long as a
+/// fetch may, so it bounds leases.
+pub const MAX_FETCH_TIMEOUT_SECS: i64 = 600;
+
+/// The largest lease file read: "<host> <pid> <deadline>\n" is well under.
+const MAX_LEASE_FILE: u64 = 512;
+
+/// What was in the way of a lease that `take_lease` took.
+#[derive(Debug, PartialEq)]
+pub enum Displaced {
+    /// That holder's lease, whose deadline passed.
+    Expired { by: String },
+    /// That holder's lease, with a deadline further ahead than any lease
+    /// this module writes (a clock far off, a bug, or a hostile writer).
+    TooFarAhead { by: String, until: f64 },
+    /// Something that is no lease: why (a directory, a FIFO, a link,
+    /// garbage, ...).
+    NotALease(String),
+}
+
 /// What `take_lease` found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum StoreLease {
-    /// Ours now; it was taken over from that holder, whose deadline passed.
-    Taken { from: Option<String> },
+    /// Ours now, after what was in the way was removed, if anything was.
+    Taken { displaced: Option<Displaced> },
     /// Another instance's ("host pid"), until then (Unix seconds).
     Held { by: String, until: i64 },
 }
 
 /// A lease file's content: "<host> <pid> <deadline>", the deadline written
-/// inside it (shared file systems cache file times).
-fn parse_lease(text: &str) -> Option<(String, i64)> {
+/// inside it (shared file systems cache file times), in seconds, with a
+/// fraction or not.
+fn parse_lease(text: &str) -> Option<(String, f64)> {
     let mut parts = text.split_whitespace();
     let (host, pid, until) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
     pid.parse::<u32>().ok()?;
-    Some((format!("{host} {pid}"), until.parse().ok()?))
+    let until: f64 = until.parse().ok()?;
+    until.is_finite().then(|| (format!("{host} {pid}"), until))
+}
+
+/// What a lease file holds: a lease, or why it is none.
+fn read_lease(path: &Path) -> io::Result<Result<(String, f64), String>> {
+    let bytes = match read_file_max(path, MAX_LEASE_FILE) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(Err(e.to_string())),
+        Err(e) => return Err(e),
+    };
+    if bytes.is_empty() {
+        return Ok(Err("it is empty".into()));
+    }
+    Ok(std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(parse_lease)
+        .ok_or_else(|| format!("its {} bytes are not \"<host> <pid> <deadline>\"", bytes.len())))
+}
+
+/// Removes whatever is at `path`: a file, a link (not followed), or a
+/// directory with what is in it.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    }
 }
 
 /// This instance's name in lease files: host name and pid.
@@ -114,17 +174,19 @@ impl Store {
         result
     }
 
-    fn lease_path(&self, key: &StapleKey) -> PathBuf {
+    pub fn lease_path(&self, key: &StapleKey) -> PathBuf {
         self.dir.join(format!("{key}{LEASE_SUFFIX}"))
     }
 
     /// Takes the fetch lease of a staple for `me` until `until`: a file
-    /// created exclusively. A lease whose deadline passed is taken over: it
-    /// is renamed away first, so that of two instances taking it over at
-    /// once only one succeeds.
+    /// created exclusively. What is in the way is removed first (renamed
+    /// away, so that of two instances taking it over at once only one
+    /// succeeds): a lease whose deadline passed, one further ahead than
+    /// `MAX_LEASE_AHEAD_SECS`, or anything that is not a lease. A file
+    /// being written (empty, less than 2 s old) counts as held.
     pub fn take_lease(&self, key: &StapleKey, me: &str, now: i64, until: i64) -> io::Result<StoreLease> {
         let path = self.lease_path(key);
-        let mut from = None;
+        let mut displaced = None;
         for _ in 0..3 {
             let created = fs::OpenOptions::new()
                 .write(true)
@@ -135,38 +197,48 @@ impl Store {
             match created {
                 Ok(mut f) => {
                     f.write_all(format!("{me} {until}\n").as_bytes())?;
-                    return Ok(StoreLease::Taken { from });
+                    return Ok(StoreLease::Taken { displaced });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
-            let held = read_file(&path)
-                .ok()
-                .and_then(|b| parse_lease(&String::from_utf8_lossy(&b)));
-            match held {
-                Some((by, held_until)) if held_until > now && by != me => {
+            let found = match read_lease(&path) {
+                Ok(found) => found,
+                // Gone meanwhile (its holder gave it back): try again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let why = match found {
+                Ok((by, _)) if by == me => None,
+                Ok((by, held)) if held > (now + MAX_LEASE_AHEAD_SECS) as f64 => {
+                    Some(Displaced::TooFarAhead { by, until: held })
+                }
+                Ok((by, held)) if held > now as f64 => {
                     return Ok(StoreLease::Held {
                         by,
-                        until: held_until,
+                        until: held.ceil() as i64,
                     });
                 }
-                // Past its deadline, ours from before, or unreadable (a
-                // writer that died between creating and writing it): moved
-                // away, then created afresh.
-                held => {
-                    let aside = self
-                        .dir
-                        .join(format!(".{key}{LEASE_SUFFIX}{TEMP_MARK}{}", std::process::id()));
-                    match fs::rename(&path, &aside) {
-                        Ok(()) => {
-                            let _ = fs::remove_file(&aside);
-                            from = held.map(|(by, _)| by).filter(|by| by != me);
-                        }
-                        // Another instance moved it first: look again.
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
-                    }
+                Ok((by, _)) => Some(Displaced::Expired { by }),
+                Err(why) if why == "it is empty" && young(&path, now) => {
+                    return Ok(StoreLease::Held {
+                        by: "an instance writing its lease".into(),
+                        until: now + 1,
+                    });
                 }
+                Err(why) => Some(Displaced::NotALease(why)),
+            };
+            let aside = self
+                .dir
+                .join(format!(".{key}{LEASE_SUFFIX}{TEMP_MARK}{}", std::process::id()));
+            match fs::rename(&path, &aside) {
+                Ok(()) => {
+                    remove_any(&aside)?;
+                    displaced = why;
+                }
+                // Another instance moved it first: look again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         Err(io::Error::other("the lease file keeps changing"))
@@ -175,12 +247,10 @@ impl Store {
     /// Removes the staple's lease file if `me` holds it.
     pub fn release_lease(&self, key: &StapleKey, me: &str) {
         let path = self.lease_path(key);
-        let ours = read_file(&path)
-            .ok()
-            .and_then(|b| parse_lease(&String::from_utf8_lossy(&b)))
-            .is_some_and(|(by, _)| by == me);
-        if ours {
-            let _ = fs::remove_file(&path);
+        if let Ok(Ok((by, _))) = read_lease(&path) {
+            if by == me {
+                let _ = fs::remove_file(&path);
+            }
         }
     }
 
@@ -251,6 +321,11 @@ const MAX_FILE: u64 = crate::ocsp::responder::MAX_BODY as u64;
 /// following a symbolic link, without blocking (a FIFO), only a regular
 /// file of at most `MAX_FILE` bytes. The error says what the file is.
 pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_file_max(path, MAX_FILE)
+}
+
+/// `read_file` with another bound: `max` bytes.
+fn read_file_max(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let refuse = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
     let mut f = fs::OpenOptions::new()
         .read(true)
@@ -272,19 +347,28 @@ pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
         };
         return Err(refuse(format!("it is {kind}, not a regular file")));
     }
-    if meta.len() > MAX_FILE {
+    if meta.len() > max {
         return Err(refuse(format!(
-            "it is {} bytes, larger than any OCSP response read ({MAX_FILE} bytes)",
+            "it is {} bytes, larger than any file the store reads there ({max} bytes)",
             meta.len()
         )));
     }
     let mut der = Vec::with_capacity(meta.len() as usize);
     // Bounded even if the file grows meanwhile.
-    (&mut f).take(MAX_FILE + 1).read_to_end(&mut der)?;
-    if der.len() as u64 > MAX_FILE {
-        return Err(refuse(format!("it grew past {MAX_FILE} bytes while read")));
+    (&mut f).take(max + 1).read_to_end(&mut der)?;
+    if der.len() as u64 > max {
+        return Err(refuse(format!("it grew past {max} bytes while read")));
     }
     Ok(der)
+}
+
+/// Whether the file at `path` changed less than 2 s before `now`.
+fn young(path: &Path, now: i64) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|t| t.as_secs() as i64 + 2 > now)
 }
 
 /// Makes sure the workers (running as `uid`:`gid` when the master is root)

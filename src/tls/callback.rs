@@ -13,7 +13,7 @@ use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
 use crate::module::discover::StaplingServer;
-use crate::module::log::{log_error, log_info};
+use crate::module::log::{log_error, log_info, log_notice};
 use crate::state::certificate::{Certificate, StapleKey, StapleSettings};
 use crate::state::registry::StaplingContext;
 use crate::state::zone::Entry;
@@ -88,8 +88,20 @@ fn staple(ctx: &StaplingContext, ssl: &mut SslRef, cert: &Certificate) -> c_int 
     if stapled {
         return SSL_TLSEXT_ERR_OK;
     }
+    // A staple past its nextUpdate (the clock jumped, a VM resumed) is
+    // fetched at once, not at the fetch task's next look.
+    let expired = entry.expired_seen(now);
     let why = (cert.must_staple && entry.take_gap_log(now, GAP_LOG_INTERVAL)).then(|| gap_reason(&entry));
     drop(z);
+    if let Some(ago) = expired {
+        log_notice!(
+            log_(),
+            "the staple of certificate \"{}\" expired {ago} s ago (the clock jumped, or \
+             refreshes failed until its nextUpdate): not served, fetched now",
+            cert.name
+        );
+        ctx.wakeup.notify();
+    }
     if let Some(why) = why {
         log_error!(
             log_(),

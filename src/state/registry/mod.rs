@@ -29,7 +29,7 @@ use crate::ocsp::schedule::Policy;
 use crate::state::certificate::{Certificate, Protocol, ServerChecks, StapleKey};
 use crate::state::store::Store;
 use crate::state::wakeup::Wakeup;
-use crate::state::zone::{size_for, Zone};
+use crate::state::zone::{size_for, RefreshSkipped, Zone};
 
 /// The module-wide settings (main-context directives).
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +46,9 @@ pub struct Settings {
     pub max_staple_bytes: usize,
     /// `ssl_stapling_time_skew` and `ssl_stapling_max_age`.
     pub time: TimeRules,
+    /// `ssl_stapling_refresh_min_interval`: a refresh on demand of a
+    /// staple fetched less than this many seconds ago is skipped (0: never).
+    pub refresh_min_interval: i64,
 }
 
 impl Default for Settings {
@@ -58,9 +61,14 @@ impl Default for Settings {
             dynamic_max: 256,
             max_staple_bytes: DEFAULT_MAX_STAPLE_BYTES,
             time: TimeRules::default(),
+            refresh_min_interval: DEFAULT_REFRESH_MIN_INTERVAL,
         }
     }
 }
+
+/// However many refreshes are asked for, a responder gets at most one
+/// request per staple in this many seconds from them.
+pub const DEFAULT_REFRESH_MIN_INTERVAL: i64 = 10;
 
 /// nginx's built-in stapling reads a response into one 16 KB buffer.
 pub const DEFAULT_MAX_STAPLE_BYTES: usize = 16 * 1024;
@@ -85,6 +93,13 @@ pub enum RefreshTarget {
     All,
     /// A staple id, or a certificate's SHA-256 (all its staples).
     Id(StapleKey),
+}
+
+/// What `refresh_now` did: the staples made due, and those skipped, why.
+#[derive(Debug, Default)]
+pub struct RefreshOutcome {
+    pub queued: Vec<StapleKey>,
+    pub skipped: Vec<(StapleKey, RefreshSkipped)>,
 }
 
 /// What a certificate loaded by variables inherits from its server.
@@ -164,9 +179,10 @@ impl StaplingContext {
     }
 
     /// Makes the staples of `target` due now, fetched from a responder,
-    /// and wakes this worker's fetch task; returns their ids. (The lease
-    /// still lets one worker fetch each.)
-    pub fn refresh_now(&self, target: RefreshTarget, now: i64) -> Vec<StapleKey> {
+    /// and wakes this worker's fetch task, except those being fetched or
+    /// fetched less than `refresh_min_interval` ago. (The lease still lets
+    /// one worker fetch each.)
+    pub fn refresh_now(&self, target: RefreshTarget, now: i64) -> RefreshOutcome {
         let dynamic = self.dynamic_snapshot();
         let certs = self.certs.iter().chain(dynamic.iter().map(|c| &**c));
         let mut keys: Vec<StapleKey> = certs
@@ -179,20 +195,23 @@ impl StaplingContext {
             .collect();
         keys.sort_unstable_by_key(|k| k.0);
         keys.dedup();
+        let mut out = RefreshOutcome::default();
         let Some(zone) = self.zone() else {
-            return Vec::new();
+            return out;
         };
         let mut z = zone.lock();
-        keys.retain(|k| match z.find(k) {
-            Some(mut e) => {
-                e.set_next_refresh(now);
-                true
+        for key in keys {
+            let Some(mut e) = z.find(&key) else { continue };
+            match e.request_refresh(now, self.settings.refresh_min_interval) {
+                Ok(()) => out.queued.push(key),
+                Err(why) => out.skipped.push((key, why)),
             }
-            None => false,
-        });
+        }
         drop(z);
-        self.wakeup.notify();
-        keys
+        if !out.queued.is_empty() {
+            self.wakeup.notify();
+        }
+        out
     }
 
     /// About how large the zone must be for this configuration: its

@@ -104,7 +104,7 @@ fn lease_files() {
     let key = StapleKey([0xcd; 32]);
     assert_eq!(
         store.take_lease(&key, "a 1", 100, 150).unwrap(),
-        StoreLease::Taken { from: None }
+        StoreLease::Taken { displaced: None }
     );
     // Another instance finds it live, with its holder and deadline.
     assert_eq!(
@@ -118,7 +118,7 @@ fn lease_files() {
     assert_eq!(
         store.take_lease(&key, "b 2", 150, 200).unwrap(),
         StoreLease::Taken {
-            from: Some("a 1".into())
+            displaced: Some(Displaced::Expired { by: "a 1".into() })
         }
     );
     // Only the holder releases it.
@@ -130,16 +130,138 @@ fn lease_files() {
     store.release_lease(&key, "b 2");
     assert_eq!(
         store.take_lease(&key, "c 3", 160, 210).unwrap(),
-        StoreLease::Taken { from: None }
+        StoreLease::Taken { displaced: None }
     );
-    // A lease file with garbage in it (its writer died between creating
-    // and writing it) is taken.
+    // A lease file with garbage in it is replaced, saying what it held.
     fs::write(dir.join(format!("{key}.lease")), "garbage").unwrap();
     assert!(matches!(
         store.take_lease(&key, "d 4", 160, 210).unwrap(),
-        StoreLease::Taken { .. }
+        StoreLease::Taken { displaced: Some(Displaced::NotALease(why)) } if why.contains("not \"<host> <pid> <deadline>\"")
     ));
     // A lease file is not a staple file.
     assert!(store.list().unwrap().is_empty());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lease_files_that_are_not_leases() {
+    let dir = tmpdir("lease-hostile");
+    prepare(&dir, None).unwrap();
+    let store = Store {
+        dir: dir.clone(),
+        writable: true,
+        shared: true,
+    };
+    let key = StapleKey([0xce; 32]);
+    let lease = store.lease_path(&key);
+    let now = 1_800_000_000;
+    let take = || store.take_lease(&key, "me 1", now, now + 45).unwrap();
+    let reset = || {
+        let _ = fs::remove_file(&lease);
+        let _ = fs::remove_dir_all(&lease);
+    };
+    let left_behind = || {
+        fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|d| d.ok())
+            .map(|d| d.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect::<Vec<_>>()
+    };
+    // A deadline a fraction ahead parses and holds.
+    fs::write(&lease, format!("other 7 {}.5\n", now + 10)).unwrap();
+    assert_eq!(
+        take(),
+        StoreLease::Held {
+            by: "other 7".into(),
+            until: now + 11
+        }
+    );
+    // Within the longest lease plus the clock allowance: held.
+    fs::write(&lease, format!("other 7 {}\n", now + MAX_LEASE_AHEAD_SECS)).unwrap();
+    assert!(matches!(take(), StoreLease::Held { .. }));
+    // Further ahead (decades, or an hour): void.
+    for ahead in [3600, 100 * 365 * 86400] {
+        fs::write(&lease, format!("other 7 {}\n", now + ahead)).unwrap();
+        match take() {
+            StoreLease::Taken {
+                displaced: Some(Displaced::TooFarAhead { by, until }),
+            } => {
+                assert_eq!(by, "other 7");
+                assert_eq!(until, (now + ahead) as f64);
+            }
+            other => panic!("{other:?}"),
+        }
+        reset();
+    }
+    // Not leases: each replaced, saying what it was, nothing left behind.
+    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "directory",
+            Box::new(|| fs::create_dir(&lease).unwrap()),
+            "a directory",
+        ),
+        (
+            "directory with files",
+            Box::new(|| {
+                fs::create_dir(&lease).unwrap();
+                fs::write(lease.join("x"), "y").unwrap();
+            }),
+            "a directory",
+        ),
+        (
+            "FIFO",
+            Box::new(|| {
+                let c = CString::new(lease.as_os_str().as_bytes()).unwrap();
+                // SAFETY: a valid C path.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            }),
+            "a FIFO",
+        ),
+        (
+            "link",
+            Box::new(|| std::os::unix::fs::symlink("/dev/zero", &lease).unwrap()),
+            "symbolic link",
+        ),
+        (
+            "large",
+            Box::new(|| fs::write(&lease, vec![b'x'; 1 << 20]).unwrap()),
+            "1048576 bytes",
+        ),
+        (
+            "garbage",
+            Box::new(|| fs::write(&lease, b"\xff\xfe 1 2").unwrap()),
+            "are not",
+        ),
+        (
+            "no pid",
+            Box::new(|| fs::write(&lease, "host x 123").unwrap()),
+            "are not",
+        ),
+        (
+            "infinite",
+            Box::new(|| fs::write(&lease, "host 1 inf").unwrap()),
+            "are not",
+        ),
+    ];
+    for (what, make, said) in cases {
+        reset();
+        make();
+        match take() {
+            StoreLease::Taken {
+                displaced: Some(Displaced::NotALease(why)),
+            } => assert!(why.contains(said), "{what}: {why}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(left_behind().is_empty(), "{what}: {:?}", left_behind());
+        assert_eq!(
+            read_file(&lease)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap(),
+            format!("me 1 {}\n", now + 45),
+            "{what}"
+        );
+    }
     let _ = fs::remove_dir_all(&dir);
 }

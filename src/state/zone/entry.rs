@@ -37,6 +37,12 @@ pub struct Entry {
     unstapled: u64,
     /// When the last fetch ended, and how.
     last_fetch: i64,
+    /// When a fetch last ended or a staple was last taken from a shared
+    /// store: refreshes on demand are coalesced against it.
+    settled_at: i64,
+    /// The nextUpdate of the last staple a handshake found expired (said
+    /// once per staple).
+    expiry_noted: i64,
     last_result: FetchResult,
     /// Registered by a handshake (a certificate loaded by variables), not
     /// by the configuration; evicted least recently used first.
@@ -53,6 +59,25 @@ pub struct Entry {
 
 /// Why a worker may not fetch an entry now, and when to look again.
 pub struct NotYet(pub i64);
+
+/// Why a refresh on demand was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshSkipped {
+    /// A fetch of the staple is under way.
+    InFlight,
+    /// The staple was fetched (or taken from a shared store) that many
+    /// seconds ago, less than `ssl_stapling_refresh_min_interval`.
+    Recent { ago: i64 },
+}
+
+impl RefreshSkipped {
+    pub fn reason(&self) -> String {
+        match self {
+            RefreshSkipped::InFlight => "being fetched".into(),
+            RefreshSkipped::Recent { ago } => format!("fetched {ago} s ago"),
+        }
+    }
+}
 
 impl Entry {
     pub(super) fn new(key: StapleKey, config_seq: u64, dynamic: bool, now: i64) -> Self {
@@ -77,6 +102,8 @@ impl Entry {
             stapled: 0,
             unstapled: 0,
             last_fetch: 0,
+            settled_at: 0,
+            expiry_noted: 0,
             last_result: FetchResult::None,
             dynamic,
             last_used: if dynamic { now } else { 0 },
@@ -199,6 +226,37 @@ impl Entry {
         self.lease_pid = 0;
         self.lease_until = 0;
         self.last_fetch = now;
+        self.settled_at = now;
+    }
+
+    /// A refresh on demand: the staple becomes due now, unless a fetch of
+    /// it is under way or one ended (or another instance's staple was
+    /// taken) less than `min_interval` seconds ago.
+    pub fn request_refresh(&mut self, now: i64, min_interval: i64) -> Result<(), RefreshSkipped> {
+        if self.lease_pid != 0 && self.lease_until > now {
+            return Err(RefreshSkipped::InFlight);
+        }
+        let ago = now - self.settled_at;
+        if min_interval > 0 && self.settled_at != 0 && ago < min_interval {
+            return Err(RefreshSkipped::Recent { ago: ago.max(0) });
+        }
+        self.next_refresh = self.next_refresh.min(now);
+        Ok(())
+    }
+
+    /// A handshake found no staple to serve. The first time it finds the
+    /// staple held past its nextUpdate (the clock jumped, or refreshes
+    /// failed until then), the staple is due now and the fetch task is to
+    /// be woken: returns how long ago it expired. Once per staple: after
+    /// that, failed fetches back off as usual.
+    pub fn expired_seen(&mut self, now: i64) -> Option<i64> {
+        let expired = self.der().is_some() && self.next_update != 0 && self.next_update <= now;
+        if !expired || self.expiry_noted == self.next_update {
+            return None;
+        }
+        self.expiry_noted = self.next_update;
+        self.next_refresh = self.next_refresh.min(now);
+        Some(now - self.next_update)
     }
 
     /// The lease is given back without a fetch (another instance fetches
@@ -338,6 +396,7 @@ impl EntryMut<'_> {
         let e = &mut *self.entry;
         e.failures = 0;
         e.set_last_error("");
+        e.settled_at = now;
         e.release_lease(next_refresh);
         Ok(())
     }

@@ -22,7 +22,7 @@ use nginx_sys::{
 
 use crate::state::certificate::StapleKey;
 
-pub use entry::{Entry, EntryMut, NotYet};
+pub use entry::{Entry, EntryMut, NotYet, RefreshSkipped};
 pub use room::{size_for, STAPLE_ESTIMATE};
 pub use view::{EntryView, StapleSource};
 #[cfg(test)]
@@ -30,7 +30,7 @@ pub use view::{FetchResult, LAST_ERROR_LEN};
 
 /// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
 /// with another value is wiped and started afresh.
-const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0003;
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0004;
 
 #[repr(C)]
 struct Root {
