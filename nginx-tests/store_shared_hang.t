@@ -55,7 +55,7 @@ is($t->ocsp_requests, 1, 'one request');
 $t->write_file('store/.hang', '');
 my ($status) = $t->http_request(port(8081), '/status?refresh=all', method => 'POST');
 is($status, 202, 'refresh requested');
-ok(wait_for(sub { $t->read_file('error.log') =~ /\[warn\] .*the shared store "[^"]*\/store" did not answer a read for certificate "[^"]*\/site\.chain\.crt" within 2000 ms; fetching/ }, 10),
+ok(wait_for(sub { $t->read_file('error.log') =~ /\[warn\] .*the store "[^"]*\/store" did not answer a read for certificate "[^"]*\/site\.chain\.crt" within 2000 ms; fetching/ }, 10),
 	'the store did not answer: a warning, with the deadline');
 # One worker only: it kept serving while its store call hung.
 ok($t->handshake(port(8443))->{staple}, 'the worker serves, stapled, while the store hangs');

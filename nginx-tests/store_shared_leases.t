@@ -79,10 +79,10 @@ $t->run(workers => 2);
 my %said = (
 	far => qr/the lease file "\Q$lease{far}\E" of otherhost 4242 ends at \d+, \d+ s from now, further ahead than any lease this module writes \(\d+ s\)[^\n]*taken over/,
 	hour => qr/the lease file "\Q$lease{hour}\E" of otherhost 4242 ends at \d+, 3\d\d\d s from now, further ahead than any lease this module writes/,
-	fifo => qr/"\Q$lease{fifo}\E" is not a lease file: it is a FIFO, not a regular file; replaced/,
-	dir => qr/"\Q$lease{dir}\E" is not a lease file: it is a directory, not a regular file; replaced/,
-	link => qr/"\Q$lease{link}\E" is not a lease file: it is a symbolic link, not followed; replaced/,
-	garbage => qr/"\Q$lease{garbage}\E" is not a lease file: it is 1048576 bytes, larger than any file the store reads there \(512 bytes\); replaced/,
+	fifo => qr/the lease file "\Q$lease{fifo}\E" is not a lease: it is a FIFO, not a regular file; replaced/,
+	dir => qr/the lease file "\Q$lease{dir}\E" is not a lease: it is a directory, not a regular file; replaced/,
+	link => qr/the lease file "\Q$lease{link}\E" is not a lease: it is a symbolic link, not followed; replaced/,
+	garbage => qr/the lease file "\Q$lease{garbage}\E" is not a lease: it is 1048576 bytes, larger than any file the store reads there \(512 bytes\); replaced/,
 	fraction => qr/taking over the shared store's fetch lease from otherhost 4242, whose deadline passed/,
 );
 for my $i (0 .. $#cases) {

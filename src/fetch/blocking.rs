@@ -1,10 +1,14 @@
-//! File calls that may block (a shared store on a network file system)
-//! run on a thread of their own while the worker's event loop waits for
-//! them, with a deadline: a store that hangs costs a warning and a fetch,
-//! never a stuck worker. The thread blocks every signal, as nginx's own
-//! thread pools do, so that signals meant for the worker reach nginx's
-//! handlers on the worker's thread.
+//! Store calls that may block (a shared directory on a network file
+//! system, a Redis server) run on a thread of their own while the worker's
+//! event loop waits for them, with a deadline: a store that hangs costs a
+//! warning and a fetch, never a stuck worker. At most `MAX_THREADS` such
+//! threads live per worker: a call that hangs keeps its thread until it
+//! ends, and past the bound the store is skipped rather than piling up
+//! threads. The threads block every signal, as nginx's own thread pools
+//! do, so that signals meant for the worker reach nginx's handlers on the
+//! worker's thread.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,25 +17,63 @@ use ngx::async_::sleep;
 /// How often the event loop looks whether the thread is done.
 const POLL: Duration = Duration::from_millis(5);
 
-/// Runs `f` on its own thread; its result, or None when it did not end
-/// within `limit` (the thread is then left to end on its own) or could not
-/// be started.
-pub async fn run<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+/// The most store threads a worker has at once (calls in progress,
+/// answered or hung).
+pub const MAX_THREADS: usize = 8;
+
+/// Store threads of this worker alive now.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Why a store call brought no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// It did not end within its deadline (its thread is left to end on
+    /// its own).
+    TooSlow,
+    /// `MAX_THREADS` calls are still running (hung, most likely): not made.
+    Busy,
+    /// No thread could be started.
+    NoThread,
+}
+
+/// Counts a live thread; uncounted when the thread ends, however it ends.
+struct Live;
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs `f` on a thread of its own; its result, or why there is none.
+pub async fn run<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Blocked> {
+    if LIVE.fetch_add(1, Ordering::AcqRel) >= MAX_THREADS {
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+        return Err(Blocked::Busy);
+    }
+    let live = Live;
     let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
     let out = slot.clone();
-    spawn_without_signals(move || {
+    let started = spawn_without_signals(move || {
+        let _live = live;
         let v = f();
         if let Ok(mut s) = out.lock() {
             *s = Some(v);
         }
-    })?;
+    });
+    if !started {
+        return Err(Blocked::NoThread);
+    }
     let start = Instant::now();
     loop {
         if let Some(v) = slot.lock().ok().and_then(|mut s| s.take()) {
-            return Some(v);
+            return Ok(v);
         }
         if start.elapsed() >= limit {
-            return None;
+            return Err(Blocked::TooSlow);
         }
         sleep(POLL).await;
     }
@@ -39,8 +81,9 @@ pub async fn run<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Sen
 
 /// Starts a thread with every signal blocked from its first instruction:
 /// the mask is set on this thread around the spawn (the new thread
-/// inherits it), then restored.
-fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<()> {
+/// inherits it), then restored. False when no thread could be started
+/// (`f` is dropped, which uncounts it).
+fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> bool {
     // SAFETY: sigset_t is plain data that sigfillset initialises;
     // pthread_sigmask only changes this thread's mask, restored below.
     unsafe {
@@ -48,13 +91,13 @@ fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> Option<()> {
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         if libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) != 0 {
-            return None;
+            return false;
         }
         let spawned = std::thread::Builder::new()
             .name("stapling-store".into())
-            .stack_size(64 * 1024)
+            .stack_size(512 * 1024)
             .spawn(f);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned.ok().map(|_| ())
+        spawned.is_ok()
     }
 }

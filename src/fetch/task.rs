@@ -1,6 +1,6 @@
 //! Two futures the fetch task is made of: one that keeps a panic (a bug)
 //! from unwinding into nginx's event loop, and a sleep that new work ends
-//! early.
+//! early; and the process state it looks at.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,4 +54,15 @@ impl Future for SleepOrNotify<'_> {
         self.notify.register(cx.waker());
         self.sleep.as_mut().poll(cx)
     }
+}
+
+/// Whether this worker is shutting down (its fetches are to end).
+pub fn exiting() -> bool {
+    // SAFETY: plain reads of nginx's process-state globals.
+    unsafe { nginx_sys::ngx_exiting != 0 || nginx_sys::ngx_terminate != 0 || nginx_sys::ngx_quit != 0 }
+}
+
+/// nginx's cached wall-clock time, in seconds.
+pub fn now() -> i64 {
+    nginx_sys::ngx_time()
 }

@@ -137,8 +137,9 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
         });
         return NGX_CONF_OK;
     }
+    let timeout = std::time::Duration::from_millis(conf.settings.fetch_timeout_ms as u64);
     // SAFETY: the contract above.
-    let store = match unsafe { store_of(cycle) } {
+    let store = match unsafe { store_of(cycle, timeout) } {
         Ok(s) => s,
         Err(msg) => {
             log!(NGX_LOG_EMERG, log_, "{msg}");

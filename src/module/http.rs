@@ -9,9 +9,9 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
-    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE,
-    NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+    ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t,
+    ngx_uint_t, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE123, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::Pool;
 
@@ -22,6 +22,7 @@ use super::status_location::set_status;
 use super::{arg, command};
 use crate::module::guard::guard;
 use crate::ocsp::responder::ProxyUrl;
+use crate::state::store::kv::{self, RedisSetting};
 
 /// `ssl_stapling_store` as written in one block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub enum StoreSetting {
     Off,
     /// The directory, and whether several nginx instances share it.
     Dir(String, bool),
+    /// Valkey/Redis.
+    Redis(RedisSetting),
 }
 
 /// Main configuration of the http part and of the stream part.
@@ -115,8 +118,8 @@ unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     })
 }
 
-/// `ssl_stapling_store path [shared] | off;` (a relative path is under
-/// nginx's prefix).
+/// `ssl_stapling_store path [shared] | redis://... [prefix=P]
+/// [password_file=F] | off;` (a relative path is under nginx's prefix).
 unsafe extern "C" fn set_store(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
@@ -144,11 +147,50 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
         ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "empty \"ssl_stapling_store\" path");
         return NGX_CONF_ERROR;
     }
+    // SAFETY: the cycle being configured has its prefix.
+    let prefix = unsafe { String::from_utf8_lossy((*(*cf).cycle).prefix.as_bytes()).into_owned() };
+    let absolute = |p: &str| {
+        if p.starts_with('/') {
+            p.to_string()
+        } else {
+            format!("{prefix}{p}")
+        }
+    };
     // SAFETY: the contract above.
-    let shared = match unsafe { arg(cf, 2) } {
-        None => false,
-        Some(v) if v.as_bytes() == b"shared" && text != "off" => true,
-        Some(v) => {
+    let params: Vec<&ngx_str_t> = (2..4).map_while(|i| unsafe { arg(cf, i) }).collect();
+    if text.starts_with("redis://") || text.starts_with("rediss://") {
+        let mut setting = RedisSetting {
+            url: text,
+            prefix: kv::DEFAULT_PREFIX.to_string(),
+            password_file: None,
+        };
+        for p in params {
+            let p_text = String::from_utf8_lossy(p.as_bytes()).into_owned();
+            match p_text.split_once('=') {
+                Some(("prefix", v)) if !v.is_empty() => setting.prefix = v.to_string(),
+                Some(("password_file", v)) if !v.is_empty() => setting.password_file = Some(absolute(v)),
+                _ => {
+                    ngx::ngx_conf_log_error!(
+                        NGX_LOG_EMERG,
+                        cf,
+                        "invalid parameter \"{}\", it must be \"prefix=\" or \"password_file=\" after a Redis URL",
+                        p
+                    );
+                    return NGX_CONF_ERROR;
+                }
+            }
+        }
+        if let Err(e) = kv::parse_url(&setting.url) {
+            ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{}", e);
+            return NGX_CONF_ERROR;
+        }
+        conf.store = StoreSetting::Redis(setting);
+        return NGX_CONF_OK;
+    }
+    let shared = match params.as_slice() {
+        [] => false,
+        [v] if v.as_bytes() == b"shared" && text != "off" => true,
+        [.., v] => {
             ngx::ngx_conf_log_error!(
                 NGX_LOG_EMERG,
                 cf,
@@ -160,12 +202,8 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
     };
     conf.store = if text == "off" {
         StoreSetting::Off
-    } else if text.starts_with('/') {
-        StoreSetting::Dir(text, shared)
     } else {
-        // SAFETY: the cycle being configured has its prefix.
-        let prefix = unsafe { String::from_utf8_lossy((*(*cf).cycle).prefix.as_bytes()).into_owned() };
-        StoreSetting::Dir(format!("{prefix}{text}"), shared)
+        StoreSetting::Dir(absolute(&text), shared)
     };
     NGX_CONF_OK
 }
@@ -192,7 +230,7 @@ static mut HTTP_COMMANDS: [ngx_command_t; 4] = [
     },
     command(
         ngx::ngx_string!("ssl_stapling_store"),
-        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12,
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE123,
         set_store,
     ),
     command(
@@ -249,7 +287,7 @@ static mut STREAM_COMMANDS: [ngx_command_t; 3] = [
     },
     command(
         ngx::ngx_string!("ssl_stapling_store"),
-        NGX_STREAM_MAIN_CONF | NGX_CONF_TAKE12,
+        NGX_STREAM_MAIN_CONF | NGX_CONF_TAKE123,
         set_store,
     ),
     ngx_command_t::empty(),

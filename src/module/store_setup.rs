@@ -1,20 +1,27 @@
-//! The disk store's directory, prepared in the master for the workers.
+//! The store `ssl_stapling_store` names, made in the master for the
+//! workers: a directory prepared for them, or a Redis client.
 
 use nginx_sys::{ngx_cycle_t, ngx_uint_t, NGX_LOG_ERR};
 
 use super::discover;
 use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module, BlockConf, StoreSetting};
 use super::log::log;
-use crate::state::store;
+use crate::state::store::{self, kv, StapleStore};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The store `ssl_stapling_store` names in the http and stream blocks
 /// (the same one, or only one of them), prepared for the workers: created
 /// if missing, checked writable by the worker user. A store the workers
 /// cannot write is one error now, and staples are then only read from it.
+/// Redis calls are bounded by `timeout`.
 ///
 /// # Safety
 /// `cycle`'s configuration has been parsed.
-pub(super) unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::Store>, String> {
+pub(super) unsafe fn store_of(
+    cycle: *mut ngx_cycle_t,
+    timeout: Duration,
+) -> Result<Option<Arc<dyn StapleStore>>, String> {
     let block = |name: &std::ffi::CStr, index: ngx_uint_t| -> StoreSetting {
         // SAFETY: the contract above: a block's main_conf array holds each
         // of its modules' main configuration, ours a BlockConf.
@@ -42,6 +49,24 @@ pub(super) unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::S
     let http = block(c"ngx_http_module", http_index);
     let stream = block(c"ngx_stream_module", stream_index);
     let (dir, shared) = match (http, stream) {
+        (StoreSetting::Redis(a), StoreSetting::Redis(b)) if a != b => {
+            return Err(
+                "\"ssl_stapling_store\" names another Redis store in http than in stream: \
+                 there is one store, name the same (with the same parameters) or only one"
+                    .into(),
+            );
+        }
+        (StoreSetting::Redis(_), StoreSetting::Dir(..)) | (StoreSetting::Dir(..), StoreSetting::Redis(_)) => {
+            return Err(
+                "\"ssl_stapling_store\" names Redis in one of http and stream and a \
+                 directory in the other: there is one store, name the same or only one"
+                    .into(),
+            );
+        }
+        (StoreSetting::Redis(r), _) | (_, StoreSetting::Redis(r)) => {
+            let store = kv::RedisStore::new(&r, timeout).map_err(|e| format!("ssl_stapling_store: {e}"))?;
+            return Ok(Some(Arc::new(store)));
+        }
         (StoreSetting::Dir(a, x), StoreSetting::Dir(b, y)) if a != b || x != y => {
             let shared = |s: bool| if s { " shared" } else { "" };
             return Err(format!(
@@ -75,11 +100,7 @@ pub(super) unsafe fn store_of(cycle: *mut ngx_cycle_t) -> Result<Option<store::S
             }
         }
     };
-    Ok(Some(store::Store {
-        dir: path,
-        writable,
-        shared,
-    }))
+    Ok(Some(Arc::new(store::Store::new(path, writable, shared))))
 }
 
 /// The user and group the workers will run as, when the master is root.

@@ -1,4 +1,9 @@
-//! The disk store (`ssl_stapling_store`): one file per staple, `<staple
+//! The stores (`ssl_stapling_store`) behind one interface, `StapleStore`:
+//! a directory of this instance's, a directory shared by several
+//! instances (`shared`), and Valkey/Redis (`kv`). Their calls may block:
+//! the workers make them off the event loop (`fetch::blocking`).
+//!
+//! The directory store: one file per staple, `<staple
 //! id>.der` (see `StapleKey`), holding its last accepted response, so that a
 //! restarted nginx staples its first handshakes even while the responder is
 //! down. Files are written atomically (a temporary file in the same
@@ -18,12 +23,69 @@ use std::time::{Duration, SystemTime};
 
 use crate::state::certificate::StapleKey;
 
+pub mod kv;
+
 const SUFFIX: &str = ".der";
+
+/// What a fetch leaves for the store to do with a staple.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persist {
+    /// Nothing (the fetch failed: the stored staple stays).
+    Keep,
+    /// A new staple, valid until `next_update` (Unix seconds; 0: none).
+    Write { der: Vec<u8>, next_update: i64 },
+    /// No staple (the certificate is revoked).
+    Remove,
+}
+
+/// A store of staples, as the fetch path sees it: read the one another
+/// instance may have written, take the lease on fetching it, and after the
+/// fetch write or remove it and give the lease back. Implemented by the
+/// directory store (`Store`) and Valkey/Redis (`kv::RedisStore`). Calls
+/// may block; errors say what went wrong, never a credential.
+pub trait StapleStore: Send + Sync {
+    /// How log lines name the store: a path or a URL without credentials.
+    fn name(&self) -> &str;
+    /// Whether other instances write it too: then it is read before a
+    /// fetch and a lease decides which instance fetches.
+    fn shared(&self) -> bool;
+    /// False when staples are only read from it (the workers cannot write).
+    fn writable(&self) -> bool;
+    /// Where a staple is kept, for log lines: `"<path>"`, or `key "<key>"
+    /// in <url>`.
+    fn staple_name(&self, key: &StapleKey) -> String;
+    /// Where a staple's lease is kept, for log lines: `the lease file
+    /// "<path>"`, or `the lease key "<key>" in <url>`.
+    fn lease_name(&self, key: &StapleKey) -> String;
+    /// The staple stored, if any.
+    fn read(&self, key: &StapleKey) -> io::Result<Option<Vec<u8>>>;
+    /// Takes the fetch lease of a staple for `me` until `until`.
+    fn take_lease(&self, key: &StapleKey, me: &str, now: i64, until: i64) -> io::Result<StoreLease>;
+    /// What the fetch brought, then the lease given back if `me` holds it.
+    fn finish(&self, key: &StapleKey, me: Option<&str>, persist: Persist, now: i64) -> io::Result<()>;
+    /// The directory store, for what only it does (reading every file at a
+    /// start, the files of earlier releases).
+    fn as_dir(&self) -> Option<&Store> {
+        None
+    }
+    /// The staples stored for `keys`, read at a start (in the master).
+    fn read_many(&self, keys: &[StapleKey]) -> io::Result<Vec<(StapleKey, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(der) = self.read(key)? {
+                out.push((*key, der));
+            }
+        }
+        Ok(out)
+    }
+}
 const TEMP_MARK: &str = ".tmp.";
 
 #[derive(Clone)]
 pub struct Store {
     pub dir: PathBuf,
+    /// `dir` as log lines show it.
+    pub shown: String,
     /// False when the workers cannot write it (logged once at startup):
     /// staples are still read from it, never written.
     pub writable: bool,
@@ -135,6 +197,15 @@ pub fn lease_holder() -> String {
 }
 
 impl Store {
+    pub fn new(dir: PathBuf, writable: bool, shared: bool) -> Store {
+        Store {
+            shown: dir.display().to_string(),
+            dir,
+            writable,
+            shared,
+        }
+    }
+
     pub fn path_of(&self, key: &StapleKey) -> PathBuf {
         self.dir.join(format!("{key}{SUFFIX}"))
     }
@@ -269,15 +340,6 @@ impl Store {
         }
     }
 
-    /// The staple's file becomes `der`, or goes when there is none (a
-    /// revoked certificate).
-    pub fn put(&self, key: &StapleKey, der: Option<&[u8]>) -> io::Result<()> {
-        match der {
-            Some(der) => self.write(key, der),
-            None => self.remove(key),
-        }
-    }
-
     pub fn remove(&self, key: &StapleKey) -> io::Result<()> {
         match fs::remove_file(self.path_of(key)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -310,6 +372,52 @@ impl Store {
         }
         out.sort_by(|a, b| a.1.cmp(&b.1));
         Ok(out)
+    }
+}
+
+impl StapleStore for Store {
+    fn name(&self) -> &str {
+        &self.shown
+    }
+
+    fn shared(&self) -> bool {
+        self.shared
+    }
+
+    fn writable(&self) -> bool {
+        self.writable
+    }
+
+    fn staple_name(&self, key: &StapleKey) -> String {
+        format!("\"{}\"", self.path_of(key).display())
+    }
+
+    fn lease_name(&self, key: &StapleKey) -> String {
+        format!("the lease file \"{}\"", self.lease_path(key).display())
+    }
+
+    fn read(&self, key: &StapleKey) -> io::Result<Option<Vec<u8>>> {
+        Store::read(self, key)
+    }
+
+    fn take_lease(&self, key: &StapleKey, me: &str, now: i64, until: i64) -> io::Result<StoreLease> {
+        Store::take_lease(self, key, me, now, until)
+    }
+
+    fn finish(&self, key: &StapleKey, me: Option<&str>, persist: Persist, _now: i64) -> io::Result<()> {
+        let written = match persist {
+            Persist::Keep => Ok(()),
+            Persist::Write { der, .. } => self.write(key, &der),
+            Persist::Remove => self.remove(key),
+        };
+        if let Some(me) = me.filter(|_| self.shared) {
+            self.release_lease(key, me);
+        }
+        written
+    }
+
+    fn as_dir(&self) -> Option<&Store> {
+        Some(self)
     }
 }
 

@@ -19,9 +19,10 @@ use crate::ocsp::response::{
 use crate::state::certificate::{
     is_must_staple, Certificate, Protocol, ServerChecks, StapleKey, StapleSettings,
 };
-use crate::state::store::Store;
+use crate::state::store::StapleStore;
 use crate::state::wakeup::Wakeup;
 use crate::tls::ffi;
+use std::sync::Arc;
 
 /// What `load_staple_file` found wrong with a `ssl_stapling_file`.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,7 @@ impl StaplingContext {
     pub unsafe fn build(
         settings: Settings,
         servers: &[StaplingServer],
-        store: Option<Store>,
+        store: Option<Arc<dyn StapleStore>>,
         log_: *mut ngx_log_t,
         now: i64,
         check_files: bool,

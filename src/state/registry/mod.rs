@@ -27,9 +27,10 @@ use crate::ocsp::responder::ProxyUrl;
 use crate::ocsp::response::TimeRules;
 use crate::ocsp::schedule::Policy;
 use crate::state::certificate::{Certificate, Protocol, ServerChecks, StapleKey};
-use crate::state::store::Store;
+use crate::state::store::StapleStore;
 use crate::state::wakeup::Wakeup;
 use crate::state::zone::{size_for, RefreshSkipped, Zone};
+use std::sync::Arc;
 
 /// The module-wide settings (main-context directives).
 #[derive(Debug, Clone, Copy)]
@@ -131,7 +132,7 @@ pub struct StaplingContext {
     servers_by_ctx: HashMap<usize, ServerInfo>,
     /// This worker's certificates loaded by variables.
     pub dynamic: RefCell<HashMap<StapleKey, DynamicCert>>,
-    pub store: Option<Store>,
+    pub store: Option<Arc<dyn StapleStore>>,
     zone: Cell<Option<Zone>>,
     zone_name: RefCell<String>,
     /// Staples the zone had no room for in this configuration.

@@ -9,28 +9,9 @@ use super::{size_problem, StaplingContext};
 use crate::module::log::{log_info, log_warn};
 use crate::ocsp::response::{check_response, peek_next_update, CertStatus, CheckedResponse};
 use crate::state::certificate::{Certificate, StapleKey};
+use crate::state::store::StapleStore;
 
 impl StaplingContext {
-    /// Staples accepted while serving go to the store, if there is one the
-    /// workers can write. Certificates loaded by variables are not kept:
-    /// they are not known when the next nginx starts.
-    pub fn persist(&self, cert: &Certificate, der: Option<&[u8]>, log_: *mut ngx_log_t) {
-        let Some(store) = self.store.as_ref().filter(|s| s.writable) else {
-            return;
-        };
-        if cert.file.is_some() || cert.dynamic {
-            return;
-        }
-        if let Err(e) = store.put(&cert.key, der) {
-            log_warn!(
-                log_,
-                "cannot update \"{}\" for certificate \"{}\": {e}",
-                store.path_of(&cert.key).display(),
-                cert.name
-            );
-        }
-    }
-
     /// The store's staples for the configured staples in `wanted` (those
     /// without a staple in the zone), checked as fetched ones are; each
     /// file that cannot be used gets one warning.
@@ -43,10 +24,13 @@ impl StaplingContext {
         let Some(store) = &self.store else {
             return Vec::new();
         };
-        let files = match store.list() {
+        let Some(dir) = store.as_dir() else {
+            return self.read_keys(&**store, wanted, log_, now);
+        };
+        let files = match dir.list() {
             Ok(f) => f,
             Err(e) => {
-                log_warn!(log_, "cannot read the store \"{}\": {e}", store.dir.display());
+                log_warn!(log_, "cannot read the store \"{}\": {e}", store.name());
                 return Vec::new();
             }
         };
@@ -138,7 +122,62 @@ impl StaplingContext {
                 log_,
                 "{} staple(s) read from the store \"{}\"",
                 out.len(),
-                store.dir.display()
+                store.name()
+            );
+        }
+        out
+    }
+
+    /// The staples a key-value store holds for the staples in `wanted`,
+    /// checked as fetched ones are; each that cannot be used gets one
+    /// warning, and a store that does not answer one for all.
+    fn read_keys(
+        &self,
+        store: &dyn StapleStore,
+        wanted: &HashSet<StapleKey>,
+        log_: *mut ngx_log_t,
+        now: i64,
+    ) -> Vec<(StapleKey, CheckedResponse)> {
+        let certs: HashMap<StapleKey, &Certificate> = self
+            .certs
+            .iter()
+            .filter(|c| c.plan.is_some() && c.file.is_none() && wanted.contains(&c.key))
+            .map(|c| (c.key, c))
+            .collect();
+        let mut keys: Vec<StapleKey> = certs.keys().copied().collect();
+        keys.sort_unstable_by_key(|k| k.0);
+        let values = match store.read_many(&keys) {
+            Ok(v) => v,
+            Err(e) => {
+                log_warn!(
+                    log_,
+                    "cannot read the store \"{}\": {e}; staples are fetched",
+                    store.name()
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (key, der) in values {
+            let Some(cert) = certs.get(&key) else { continue };
+            match self.usable(cert, &der, now) {
+                Ok(resp) => out.push((key, resp)),
+                Err(why) => {
+                    log_warn!(
+                        log_,
+                        "stored OCSP response {} for certificate \"{}\" ignored: {why}",
+                        store.staple_name(&key),
+                        cert.name
+                    );
+                }
+            }
+        }
+        if !out.is_empty() {
+            log_info!(
+                log_,
+                "{} staple(s) read from the store \"{}\"",
+                out.len(),
+                store.name()
             );
         }
         out

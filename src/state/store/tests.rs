@@ -11,11 +11,7 @@ fn tmpdir(name: &str) -> PathBuf {
 fn write_read_list_remove() {
     let dir = tmpdir("rw");
     prepare(&dir, None).unwrap();
-    let store = Store {
-        dir: dir.clone(),
-        writable: true,
-        shared: false,
-    };
+    let store = Store::new(dir.clone(), true, false);
     let key = StapleKey([0xab; 32]);
     assert!(!store.path_of(&key).exists());
     store.write(&key, b"one").unwrap();
@@ -62,11 +58,7 @@ fn hostile_files_are_refused_without_blocking() {
     assert!(e.contains("a directory"), "{e}");
     // A link where a temporary file goes is replaced, never written
     // through.
-    let store = Store {
-        dir: dir.clone(),
-        writable: true,
-        shared: false,
-    };
+    let store = Store::new(dir.clone(), true, false);
     let key = StapleKey([0x11; 32]);
     let tmp = dir.join(format!(".{key}{SUFFIX}{TEMP_MARK}{}", std::process::id()));
     std::os::unix::fs::symlink(&target, &tmp).unwrap();
@@ -96,11 +88,7 @@ fn prepare_refuses_a_file() {
 fn lease_files() {
     let dir = tmpdir("lease");
     prepare(&dir, None).unwrap();
-    let store = Store {
-        dir: dir.clone(),
-        writable: true,
-        shared: true,
-    };
+    let store = Store::new(dir.clone(), true, true);
     let key = StapleKey([0xcd; 32]);
     assert_eq!(
         store.take_lease(&key, "a 1", 100, 150).unwrap(),
@@ -147,11 +135,7 @@ fn lease_files() {
 fn lease_files_that_are_not_leases() {
     let dir = tmpdir("lease-hostile");
     prepare(&dir, None).unwrap();
-    let store = Store {
-        dir: dir.clone(),
-        writable: true,
-        shared: true,
-    };
+    let store = Store::new(dir.clone(), true, true);
     let key = StapleKey([0xce; 32]);
     let lease = store.lease_path(&key);
     let now = 1_800_000_000;

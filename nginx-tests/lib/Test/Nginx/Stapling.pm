@@ -401,4 +401,44 @@ sub start_fault_responder {
 		"$LIB/fault-responder.pl", $port, $self->testdir);
 }
 
+# Skips the test where there is no redis-server (before the plan).
+sub has_redis {
+	my ($self) = @_;
+	Test::More::plan(skip_all => "no redis-server (Debian's redis-server package)")
+		unless grep { -x "$_/redis-server" } split /:/, $ENV{PATH};
+	return $self;
+}
+
+# Debian's redis-server on 127.0.0.1:$port with password $password, no
+# persistence, as daemon 'redis' (again after stop_daemon('redis')).
+sub start_redis {
+	my ($self, $port, $password) = @_;
+	$self->{_redis} = [$port, $password];
+	$self->start_daemon('redis', qr/Ready to accept connections/, 'redis-server',
+		'--port', $port, '--bind', '127.0.0.1', '--requirepass', $password,
+		'--save', '', '--appendonly', 'no', '--dir', $self->testdir);
+}
+
+# redis-cli against that server: its output, without the trailing newline.
+# Arguments are passed as they are (binary values through a file: "-x").
+sub redis {
+	my ($self, @args) = @_;
+	my ($port, $password) = @{$self->{_redis}};
+	my $stdin = '';
+	if (@args && ref $args[-1] eq 'SCALAR') {
+		my $file = $self->testdir . '/redis-cli.in';
+		open my $f, '>', $file or die "$file: $!\n";
+		binmode $f;
+		print $f ${pop @args};
+		close $f;
+		$stdin = " -x < $file";
+	}
+	local $ENV{REDISCLI_AUTH} = $password;
+	my $cmd = join ' ', 'redis-cli', '-h', '127.0.0.1', '-p', $port,
+		map { "'$_'" } @args;
+	my $out = `$cmd$stdin 2>&1`;
+	chomp $out;
+	return $out;
+}
+
 1;
