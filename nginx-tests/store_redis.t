@@ -10,7 +10,8 @@
 # dead instance ends by Redis's clock and is taken; leases that never end
 # or end an hour ahead are void. A wrong password is a warning, and the
 # staples are fetched. Another certificate's response or garbage in Redis
-# is never served. The password is never in the log.
+# is never served; Redis out of memory is a warning and a direct fetch.
+# The password is never in the log.
 
 use warnings;
 use strict;
@@ -25,7 +26,7 @@ my $N = 20;
 my @nginx = map { Test::Nginx::Stapling->new } 1 .. 4;
 my $t = $nginx[0];
 # 9: the end-of-test checks of the other three instances.
-$t->has(qw/http http_ssl socket_ssl/)->has_daemon('openssl')->has_redis->plan(34 + 9);
+$t->has(qw/http http_ssl socket_ssl/)->has_daemon('openssl')->has_redis->plan(36 + 9);
 my %index = map { $nginx[$_] => $_ } 0 .. 3;
 sub status_port { port(8090 + $index{$_[0]}) }
 sub server_port { 8100 + 25 * $index{$_[0]} + $_[1] }
@@ -37,6 +38,7 @@ $t->make_ca('root');
 $t->make_cert("c$_", ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for 1 .. $N;
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 $t->start_redis($redis_port, $password);
+diag('server: ' . $t->redis_server . ' ' . ($t->redis('INFO', 'server') =~ /^(?:valkey|redis)_version:(\S+)/m ? $1 : '?'));
 
 my $url = "redis://:$password\@127.0.0.1:$redis_port/0";
 my $shown = qr/redis:\/\/127\.0\.0\.1:$redis_port\/0/;
@@ -175,8 +177,8 @@ $t->redis('SET', "ssl_stapling:staple:$id3", \"garbage");
 $mark = length $n->read_file('error.log');
 $refresh->($n, $id1);
 $refresh->($n, $id3);
-ok(wait_for(sub { $since->($n, $mark) =~ /\[warn\] .*the staple in key "ssl_stapling:staple:$id1" in $shown for certificate "[^"]*\/c1\.chain\.crt" is not served: /
-	&& $since->($n, $mark) =~ /\[warn\] .*the staple in key "ssl_stapling:staple:$id3" in $shown for certificate "[^"]*\/c3\.chain\.crt" is not served: / }, 10),
+ok(wait_for(sub { $since->($n, $mark) =~ /\[warn\] .*the staple in key "ssl_stapling:staple:$id1" in $shown for certificate "[^"]*\/c1\.chain\.crt" is not served: [^\n]*it is for another certificate/
+	&& $since->($n, $mark) =~ /\[warn\] .*the staple in key "ssl_stapling:staple:$id3" in $shown for certificate "[^"]*\/c3\.chain\.crt" is not served: not a DER-encoded OCSP response/ }, 10),
 	'another certificate\'s response and garbage: warnings');
 my %serial = map { $_ => $t->serial("c$_") } 1, 3;
 ok(wait_for(sub {
@@ -184,6 +186,19 @@ ok(wait_for(sub {
 	my @s3 = $n->staple_serials($n->handshake(port(server_port($n, 3)))->{staple});
 	"@s1" eq $serial{1} && "@s3" eq $serial{3};
 }, 10), 'each certificate stapled with its own response');
+
+# Redis out of memory: warnings naming it, the staple fetched and served.
+# (Its staple gone from Redis first, so that it is fetched and written.)
+$t->redis('DEL', "ssl_stapling:staple:$id1");
+$t->redis('CONFIG', 'SET', 'maxmemory', '1');
+$before = $t->ocsp_requests;
+$mark = length $nginx[0]->read_file('error.log');
+$refresh->($nginx[0], $id1);
+ok(wait_for(sub { $t->ocsp_requests > $before
+	&& $since->($nginx[0], $mark) =~ /\[warn\] [^\n]*c1\.chain\.crt"[^\n]*$shown[^\n]*OOM/ }, 10),
+	'Redis out of memory: a warning, the staple fetched directly');
+ok($nginx[0]->handshake(port(server_port($nginx[0], 1)))->{staple}, 'and served');
+$t->redis('CONFIG', 'SET', 'maxmemory', '0');
 $_->stop for @nginx[0 .. 2];
 
 # A wrong password: a warning naming the store, staples fetched directly.

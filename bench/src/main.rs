@@ -49,11 +49,13 @@ struct Options {
     fetch_concurrency: Option<usize>,
     /// Only the fleet comparison, with this many instances (0: none).
     instances: usize,
+    /// `--store redis`: the fleet also on Valkey/Redis (redis-server).
+    redis: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: scripts/bench [--duration SECS] [--rounds N] [--threads N] [--workers N] [--certs N] [--out DIR] [--scale-only] [--fetch-concurrency N] [--instances N]\n\
+        "usage: scripts/bench [--duration SECS] [--rounds N] [--threads N] [--workers N] [--certs N] [--out DIR] [--scale-only] [--fetch-concurrency N] [--instances N [--store redis]]\n\
          defaults: --duration 8 --rounds 3 --threads 4 --workers 2 --certs 1 --out build/bench"
     );
     std::process::exit(2)
@@ -70,6 +72,7 @@ fn options() -> Options {
         scale_only: false,
         fetch_concurrency: None,
         instances: 0,
+        redis: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -84,6 +87,11 @@ fn options() -> Options {
             "--scale-only" => o.scale_only = true,
             "--fetch-concurrency" => o.fetch_concurrency = Some(val().parse().unwrap_or_else(|_| usage())),
             "--instances" => o.instances = val().parse().unwrap_or_else(|_| usage()),
+            "--store" => match val().as_str() {
+                "redis" => o.redis = true,
+                "dir" => o.redis = false,
+                _ => usage(),
+            },
             _ => usage(),
         }
     }
@@ -268,7 +276,7 @@ fn run() -> Result<()> {
     };
 
     if o.instances > 0 {
-        let runs = fleet::run(&setup, &o, o.instances)?;
+        let runs = fleet::run(&setup, &o, o.instances, o.redis)?;
         println!("{}", fleet::summary(&runs, o.instances, o.certs));
         let _ = fs::remove_dir_all(&dir);
         return Ok(());

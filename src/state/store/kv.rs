@@ -134,14 +134,18 @@ impl RedisStore {
     }
 
     /// Runs `f` on a connection: an idle one or a new one, kept for the
-    /// next call when `f` succeeds, dropped when it fails. An idle
-    /// connection the server dropped (it restarted, say) is replaced by a
-    /// new one once.
+    /// next call when `f` succeeds, dropped when it fails. When an idle
+    /// connection fails (the server restarted, say), every idle one is
+    /// dropped (they are likely as dead) and the call is made once more on
+    /// a new connection.
     fn with<T>(&self, f: impl Fn(&mut Connection) -> Result<T, RedisError>) -> io::Result<T> {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
         let (con, r) = match idle {
             Some(mut c) => match f(&mut c) {
-                Err(e) if e.is_connection_dropped() || e.is_unrecoverable_error() => {
+                Err(e) if e.kind() != redis::ErrorKind::ResponseError => {
+                    if let Ok(mut v) = self.idle.lock() {
+                        v.clear();
+                    }
                     let mut c = self.connect()?;
                     let r = f(&mut c);
                     (c, r)

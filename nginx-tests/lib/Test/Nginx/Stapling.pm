@@ -401,20 +401,35 @@ sub start_fault_responder {
 		"$LIB/fault-responder.pl", $port, $self->testdir);
 }
 
-# Skips the test where there is no redis-server (before the plan).
+# Valkey's server and client where the system has them, else Redis's
+# (Debian: valkey-server since 13, redis-server in 12).
+sub _kv_bin {
+	my ($what) = @_;
+	for my $name ("valkey-$what", "redis-$what") {
+		return $name if grep { -x "$_/$name" } split /:/, $ENV{PATH};
+	}
+	return;
+}
+
+# Skips the test where there is neither (before the plan).
 sub has_redis {
 	my ($self) = @_;
-	Test::More::plan(skip_all => "no redis-server (Debian's redis-server package)")
-		unless grep { -x "$_/redis-server" } split /:/, $ENV{PATH};
+	Test::More::plan(skip_all => "no valkey-server or redis-server (Debian's packages)")
+		unless _kv_bin('server') && _kv_bin('cli');
 	return $self;
 }
 
-# Debian's redis-server on 127.0.0.1:$port with password $password, no
-# persistence, as daemon 'redis' (again after stop_daemon('redis')).
+# Which server has_redis found: "valkey-server" or "redis-server".
+sub redis_server { _kv_bin('server') }
+
+# That server on 127.0.0.1:$port with password $password, no persistence,
+# as daemon 'redis' (again after stop_daemon('redis')).
 sub start_redis {
 	my ($self, $port, $password) = @_;
 	$self->{_redis} = [$port, $password];
-	$self->start_daemon('redis', qr/Ready to accept connections/, 'redis-server',
+	# Its log is new at each start: start_daemon waits for "Ready" in it.
+	unlink $self->testdir . '/redis.log';
+	$self->start_daemon('redis', qr/Ready to accept connections/, _kv_bin('server'),
 		'--port', $port, '--bind', '127.0.0.1', '--requirepass', $password,
 		'--save', '', '--appendonly', 'no', '--dir', $self->testdir);
 }
@@ -424,17 +439,18 @@ sub start_redis {
 sub redis {
 	my ($self, @args) = @_;
 	my ($port, $password) = @{$self->{_redis}};
-	my $stdin = '';
+	my ($x, $stdin) = ('', '');
 	if (@args && ref $args[-1] eq 'SCALAR') {
 		my $file = $self->testdir . '/redis-cli.in';
 		open my $f, '>', $file or die "$file: $!\n";
 		binmode $f;
 		print $f ${pop @args};
 		close $f;
-		$stdin = " -x < $file";
+		($x, $stdin) = (' -x', " < $file");
 	}
 	local $ENV{REDISCLI_AUTH} = $password;
-	my $cmd = join ' ', 'redis-cli', '-h', '127.0.0.1', '-p', $port,
+	local $ENV{VALKEYCLI_AUTH} = $password;
+	my $cmd = join ' ', _kv_bin('cli') . $x, '-h', '127.0.0.1', '-p', $port,
 		map { "'$_'" } @args;
 	my $out = `$cmd$stdin 2>&1`;
 	chomp $out;
