@@ -15,7 +15,7 @@ use Test::Nginx;
 use Test::Nginx::Stapling;
 
 my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
-	->has_daemon('openssl')->plan(46);
+	->has_daemon('openssl')->plan(51);
 my $ocsp = port(8080);
 $t->make_ca('root');
 $t->make_cert('site', ca => 'root', ocsp => "http://127.0.0.1:$ocsp/");
@@ -42,7 +42,7 @@ http {
 EOF
 
 # nginx -t writes its refusals to the error log too.
-$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value|invalid parameter|invalid "ssl_stapling_proxy"|is longer than the longest fetch timeout)/);
+$t->expect_log(qr/\[emerg\] .*(?:is duplicate|invalid value|invalid parameter|invalid "ssl_stapling_proxy"|is longer than the longest fetch timeout|ssl_stapling_store: |invalid Redis URL)/);
 
 my %main = (
 	ssl_stapling_zone => 'one:64k',
@@ -93,6 +93,23 @@ for my $good (['ssl_stapling_max_age', 'off'], ['ssl_stapling_max_age', '"1h 30m
 	($rc, $out) = $t->test_config;
 	is($rc, 0, "$d $v: accepted");
 }
+
+# Valkey/Redis stores: their parameters, and what is wrong with them.
+for my $bad (['redis://127.0.0.1 bogus=1', qr/invalid parameter "bogus=1", it must be "prefix=", "password_file=" or "ca=" after a Redis URL/],
+	['redis://127.0.0.1:notaport', qr/invalid Redis URL/],
+	['redis://127.0.0.1 ca=root.crt', qr/ssl_stapling_store: "ca=" is for rediss:\/\/ URLs \(TLS\)/],
+	['redis://127.0.0.1 password_file=nonexistent', qr/ssl_stapling_store: cannot read the password file "[^"]*\/nonexistent": No such file/])
+{
+	my ($v, $msg) = @$bad;
+	(my $conf = $server) =~ s/(%%TEST_GLOBALS_HTTP%%\n)/$1    ssl_stapling_store $v;\n/;
+	$t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\nevents { }\n$conf");
+	($rc, $out) = $t->test_config;
+	like($out, qr/\[emerg\] $msg/, "ssl_stapling_store $v: refused");
+}
+(my $conf = $server) =~ s/(%%TEST_GLOBALS_HTTP%%\n)/$1    ssl_stapling_store "rediss:\/\/u:pw\@127.0.0.1:6380\/2" prefix=x: ca=root.crt password_file=root.index;\n/;
+$t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\nevents { }\n$conf");
+($rc, $out) = $t->test_config;
+is($rc, 0, 'ssl_stapling_store rediss:// with prefix, ca and password_file: accepted');
 
 # A lease in a shared store lasts the fetch timeout and a margin: bounded.
 $t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\nssl_stapling_fetch_timeout 11m;\nevents { }\n$server");

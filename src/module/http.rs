@@ -10,7 +10,7 @@ use std::ptr;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t,
-    ngx_uint_t, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE123, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF,
+    ngx_uint_t, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE1234, NGX_HTTP_LOC_CONF, NGX_HTTP_MAIN_CONF,
     NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::Pool;
@@ -118,8 +118,9 @@ unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     })
 }
 
-/// `ssl_stapling_store path [shared] | redis://... [prefix=P]
-/// [password_file=F] | off;` (a relative path is under nginx's prefix).
+/// `ssl_stapling_store path [shared] | redis[s]://... [prefix=P]
+/// [password_file=F] [ca=F] | off;` (a relative path is under nginx's
+/// prefix).
 unsafe extern "C" fn set_store(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
@@ -157,23 +158,25 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
         }
     };
     // SAFETY: the contract above.
-    let params: Vec<&ngx_str_t> = (2..4).map_while(|i| unsafe { arg(cf, i) }).collect();
+    let params: Vec<&ngx_str_t> = (2..5).map_while(|i| unsafe { arg(cf, i) }).collect();
     if text.starts_with("redis://") || text.starts_with("rediss://") {
         let mut setting = RedisSetting {
             url: text,
             prefix: kv::DEFAULT_PREFIX.to_string(),
             password_file: None,
+            ca_file: None,
         };
         for p in params {
             let p_text = String::from_utf8_lossy(p.as_bytes()).into_owned();
             match p_text.split_once('=') {
                 Some(("prefix", v)) if !v.is_empty() => setting.prefix = v.to_string(),
                 Some(("password_file", v)) if !v.is_empty() => setting.password_file = Some(absolute(v)),
+                Some(("ca", v)) if !v.is_empty() => setting.ca_file = Some(absolute(v)),
                 _ => {
                     ngx::ngx_conf_log_error!(
                         NGX_LOG_EMERG,
                         cf,
-                        "invalid parameter \"{}\", it must be \"prefix=\" or \"password_file=\" after a Redis URL",
+                        "invalid parameter \"{}\", it must be \"prefix=\", \"password_file=\" or \"ca=\" after a Redis URL",
                         p
                     );
                     return NGX_CONF_ERROR;
@@ -230,7 +233,7 @@ static mut HTTP_COMMANDS: [ngx_command_t; 4] = [
     },
     command(
         ngx::ngx_string!("ssl_stapling_store"),
-        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE123,
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1234,
         set_store,
     ),
     command(
@@ -287,7 +290,7 @@ static mut STREAM_COMMANDS: [ngx_command_t; 3] = [
     },
     command(
         ngx::ngx_string!("ssl_stapling_store"),
-        NGX_STREAM_MAIN_CONF | NGX_CONF_TAKE123,
+        NGX_STREAM_MAIN_CONF | NGX_CONF_TAKE1234,
         set_store,
     ),
     ngx_command_t::empty(),

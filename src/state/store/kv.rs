@@ -29,6 +29,9 @@ use crate::state::certificate::StapleKey;
 /// The key prefix unless `prefix=` says otherwise.
 pub const DEFAULT_PREFIX: &str = "ssl_stapling:";
 
+/// The longest the master waits for Redis at a start or reload.
+const MASTER_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Idle connections a worker keeps.
 const MAX_IDLE: usize = 4;
 
@@ -49,6 +52,9 @@ pub struct RedisSetting {
     pub prefix: String,
     /// A file whose first line is the password (read by the master).
     pub password_file: Option<String>,
+    /// `rediss://`: the CAs (PEM) the server's certificate must chain to,
+    /// instead of the system's.
+    pub ca_file: Option<String>,
 }
 
 pub struct RedisStore {
@@ -103,7 +109,26 @@ impl RedisStore {
             info.redis.password = Some(password.to_string());
         }
         let shown = shown(&info);
-        let client = Client::open(info).map_err(|e| format!("invalid Redis URL: {}", e.category()))?;
+        let tls = matches!(info.addr, ConnectionAddr::TcpTls { .. });
+        if tls {
+            // rustls with ring, the one provider built in: the process's
+            // default (an error means one is installed already).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = match &setting.ca_file {
+            Some(file) if tls => {
+                let pem =
+                    std::fs::read(file).map_err(|e| format!("cannot read the CA file \"{file}\": {e}"))?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                Client::build_with_tls(info, certs)
+                    .map_err(|e| format!("the CA file \"{file}\" cannot be used: {e}"))?
+            }
+            Some(_) => return Err("\"ca=\" is for rediss:// URLs (TLS)".into()),
+            None => Client::open(info).map_err(|e| format!("invalid Redis URL: {}", e.category()))?,
+        };
         Ok(RedisStore {
             client,
             shown,
@@ -122,14 +147,16 @@ impl RedisStore {
     }
 
     fn connect(&self) -> io::Result<Connection> {
+        self.connect_within(self.timeout)
+    }
+
+    fn connect_within(&self, timeout: Duration) -> io::Result<Connection> {
         let con = self
             .client
-            .get_connection_with_timeout(self.timeout)
+            .get_connection_with_timeout(timeout)
             .map_err(|e| self.error(e))?;
-        con.set_read_timeout(Some(self.timeout))
-            .map_err(|e| self.error(e))?;
-        con.set_write_timeout(Some(self.timeout))
-            .map_err(|e| self.error(e))?;
+        con.set_read_timeout(Some(timeout)).map_err(|e| self.error(e))?;
+        con.set_write_timeout(Some(timeout)).map_err(|e| self.error(e))?;
         Ok(con)
     }
 
@@ -225,8 +252,9 @@ impl StapleStore for RedisStore {
             return Ok(Vec::new());
         }
         // Its own connection, not kept: this runs in the master, whose
-        // connections the workers must not inherit.
-        let mut con = self.connect()?;
+        // connections the workers must not inherit. A start or reload waits
+        // for a Redis that does not answer at most this long.
+        let mut con = self.connect_within(self.timeout.min(MASTER_TIMEOUT))?;
         let mut out = Vec::new();
         for chunk in keys.chunks(1000) {
             let mut cmd = redis::cmd("MGET");
@@ -352,6 +380,29 @@ mod tests {
         assert!(parse_url("unix:///tmp/x").unwrap_err().contains("only redis://"));
         let e = parse_url("redis://u:pw@h:notaport").unwrap_err();
         assert!(!e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn ca_files() {
+        let setting = |url: &str, ca: Option<&str>| RedisSetting {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.into(),
+            password_file: None,
+            ca_file: ca.map(str::to_string),
+        };
+        let t = Duration::from_secs(1);
+        let e = RedisStore::new(&setting("redis://h", Some("/nonexistent")), t)
+            .err()
+            .unwrap();
+        assert!(e.contains("is for rediss://"), "{e}");
+        let e = RedisStore::new(&setting("rediss://h", Some("/nonexistent")), t)
+            .err()
+            .unwrap();
+        assert!(e.contains("cannot read the CA file \"/nonexistent\""), "{e}");
+        let s = RedisStore::new(&setting("rediss://u:pw@h:7000/3", None), t)
+            .ok()
+            .unwrap();
+        assert_eq!(s.name(), "rediss://h:7000/3");
     }
 
     #[test]

@@ -423,14 +423,17 @@ sub has_redis {
 sub redis_server { _kv_bin('server') }
 
 # That server on 127.0.0.1:$port with password $password, no persistence,
-# as daemon 'redis' (again after stop_daemon('redis')).
+# as daemon 'redis' (again after stop_daemon('redis')); with tls =>
+# [cert, key], TLS only on that port.
 sub start_redis {
-	my ($self, $port, $password) = @_;
+	my ($self, $port, $password, %o) = @_;
 	$self->{_redis} = [$port, $password];
 	# Its log is new at each start: start_daemon waits for "Ready" in it.
 	unlink $self->testdir . '/redis.log';
+	my @port = $o{tls} ? ('--port', 0, '--tls-port', $port, '--tls-cert-file', $o{tls}[0],
+		'--tls-key-file', $o{tls}[1], '--tls-auth-clients', 'no') : ('--port', $port);
 	$self->start_daemon('redis', qr/Ready to accept connections/, _kv_bin('server'),
-		'--port', $port, '--bind', '127.0.0.1', '--requirepass', $password,
+		@port, '--bind', '127.0.0.1', '--requirepass', $password,
 		'--save', '', '--appendonly', 'no', '--dir', $self->testdir);
 }
 
