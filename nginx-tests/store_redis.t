@@ -10,7 +10,8 @@
 # dead instance ends by Redis's clock and is taken; leases that never end
 # or end an hour ahead are void. A wrong password is a warning, and the
 # staples are fetched. Another certificate's response or garbage in Redis
-# is never served; Redis out of memory is a warning and a direct fetch.
+# is never served; Redis out of memory, hung or holding another type of
+# value is a warning and a direct fetch.
 # The password is never in the log.
 
 use warnings;
@@ -26,7 +27,7 @@ my $N = 20;
 my @nginx = map { Test::Nginx::Stapling->new } 1 .. 4;
 my $t = $nginx[0];
 # 9: the end-of-test checks of the other three instances.
-$t->has(qw/http http_ssl socket_ssl/)->has_daemon('openssl')->has_redis->plan(36 + 9);
+$t->has(qw/http http_ssl socket_ssl/)->has_daemon('openssl')->has_redis->plan(40 + 9);
 my %index = map { $nginx[$_] => $_ } 0 .. 3;
 sub status_port { port(8090 + $index{$_[0]}) }
 sub server_port { 8100 + 25 * $index{$_[0]} + $_[1] }
@@ -199,6 +200,31 @@ ok(wait_for(sub { $t->ocsp_requests > $before
 	'Redis out of memory: a warning, the staple fetched directly');
 ok($nginx[0]->handshake(port(server_port($nginx[0], 1)))->{staple}, 'and served');
 $t->redis('CONFIG', 'SET', 'maxmemory', '0');
+
+# Another type of value where a staple should be: a warning, fetched, and
+# the staple written over it.
+$t->redis('DEL', "ssl_stapling:staple:$id3");
+$t->redis('SADD', "ssl_stapling:staple:$id3", 'x');
+$before = $t->ocsp_requests;
+$mark = length $nginx[0]->read_file('error.log');
+$refresh->($nginx[0], $id3);
+ok(wait_for(sub { $t->ocsp_requests > $before
+	&& $since->($nginx[0], $mark) =~ /\[warn\] [^\n]*cannot read key "ssl_stapling:staple:$id3" in $shown for certificate "[^"]*\/c3\.chain\.crt": [^\n]*WRONGTYPE/ }, 10),
+	'a set where a staple should be: a warning, the staple fetched');
+ok(wait_for(sub { $t->redis('TYPE', "ssl_stapling:staple:$id3") eq 'string' }, 10), 'and written over it');
+
+# Redis hangs (stopped by SIGSTOP: connections are accepted, nothing is
+# answered): the store calls give up at the fetch timeout, with a
+# warning, and the staple is fetched; handshakes go on meanwhile.
+kill 'STOP', $t->daemon_pid('redis');
+$before = $t->ocsp_requests;
+$mark = length $nginx[0]->read_file('error.log');
+$refresh->($nginx[0], $id1);
+ok(wait_for(sub { $t->ocsp_requests > $before
+	&& $since->($nginx[0], $mark) =~ /\[warn\] [^\n]*the store "$shown" did not answer a read for certificate "[^"]*\/c1\.chain\.crt" within 3000 ms; fetching/ }, 15),
+	'Redis hung: a warning with the deadline, the staple fetched');
+ok($nginx[0]->handshake(port(server_port($nginx[0], 1)))->{staple}, 'and served meanwhile');
+kill 'CONT', $t->daemon_pid('redis');
 $_->stop for @nginx[0 .. 2];
 
 # A wrong password: a warning naming the store, staples fetched directly.

@@ -356,6 +356,9 @@ sub start_daemon {
 		or die "$name did not start:\n" . $self->read_file("$name.log");
 }
 
+# The pid of daemon $name (the program itself: start_daemon execs it).
+sub daemon_pid { $_[0]{_named}{$_[1]} }
+
 # Stops daemon $name and whatever it forked.
 sub stop_daemon {
 	my ($self, $name) = @_;
