@@ -235,7 +235,7 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
         l
     };
     type Metric = (&'static str, &'static str, &'static str);
-    let gauges: [Metric; 4] = [
+    let gauges: [Metric; 5] = [
         (
             "ssl_stapling_staple_valid_seconds",
             "gauge",
@@ -256,6 +256,11 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
             "gauge",
             "Seconds until the next fetch (negative when due).",
         ),
+        (
+            "ssl_stapling_fetch_failures",
+            "gauge",
+            "Fetches failed in a row since the last one that brought a staple.",
+        ),
     ];
     for (i, (name, kind, help)) in gauges.iter().enumerate() {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -270,6 +275,12 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
                 },
                 1 => u8::from(valid).to_string(),
                 2 => u8::from(c.must_staple).to_string(),
+                4 => {
+                    if c.responder.is_none() {
+                        continue;
+                    }
+                    s.map_or(0, |s| s.failures).to_string()
+                }
                 _ => {
                     if c.responder.is_none() {
                         continue;

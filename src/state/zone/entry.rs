@@ -171,6 +171,7 @@ impl Entry {
             last_error_len: self.last_error_len.min(LAST_ERROR_LEN),
             fetch_ok: self.fetch_ok,
             fetch_failed: self.fetch_failed,
+            failures: self.failures,
             stapled: self.stapled,
             unstapled: self.unstapled,
             bytes: self.der_len,

@@ -53,6 +53,8 @@ pub struct EntryView {
     pub last_error_len: usize,
     pub fetch_ok: u64,
     pub fetch_failed: u64,
+    /// Fetches failed in a row since the last one that brought a staple.
+    pub failures: u32,
     pub stapled: u64,
     pub unstapled: u64,
     pub bytes: usize,

@@ -49,6 +49,7 @@ fn page() -> Page {
                 last_error_len: 7,
                 fetch_ok: 3,
                 fetch_failed: 1,
+                failures: 1,
                 stapled: 10,
                 unstapled: 2,
                 bytes: 500,
@@ -86,6 +87,7 @@ fn prometheus_lines() {
     let p = render_prometheus(&page(), "0.1.0", "1.28.3");
     assert!(p.contains("ssl_stapling_staple_valid_seconds{sha256=\"abababababababab\",staple=\"cdcdcdcdcdcdcdcd\",subject=\"CN=a \\\"quoted\\\"\",serial=\"1f\"} 600\n"));
     assert!(p.contains(",result=\"failed\"} 1\n"));
+    assert!(p.contains("# TYPE ssl_stapling_fetch_failures gauge\nssl_stapling_fetch_failures{sha256=\"abababababababab\",staple=\"cdcdcdcdcdcdcdcd\",subject=\"CN=a \\\"quoted\\\"\",serial=\"1f\"} 1\n"));
     let mut l = String::new();
     label(&mut l, "a\tb\"c\\d\ne");
     assert_eq!(l, "\"ab\\\"c\\\\d\\ne\"");
