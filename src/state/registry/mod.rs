@@ -8,6 +8,8 @@
 //! at each start and reload) and `restore` (the disk store).
 
 mod build;
+#[cfg(test)]
+mod defaults;
 mod dynamic;
 mod fill;
 mod restore;
