@@ -14,7 +14,7 @@ use super::arg;
 use crate::module::guard::guard;
 use crate::state::certificate::StapleKey;
 use crate::state::registry::{self, RefreshTarget};
-use crate::status::{collect, render};
+use crate::status::{collect, html, render};
 
 const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
 
@@ -79,18 +79,33 @@ fn refresh_arg(args: &[u8]) -> Option<&[u8]> {
         .find_map(|pair| pair.strip_prefix(b"refresh="))
 }
 
-fn wants_prometheus(args: &[u8], accept: Option<&[u8]>) -> bool {
+/// What the status page is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Prometheus,
+    Html,
+}
+
+/// `?format=json|prometheus|html` decides; else the Accept header: a
+/// browser's (`text/html`) gets HTML, `text/plain` Prometheus text,
+/// anything else JSON.
+fn format_of(args: &[u8], accept: Option<&[u8]>) -> Format {
     for pair in args.split(|&b| b == b'&') {
         match pair {
-            b"format=prometheus" => return true,
-            b"format=json" => return false,
+            b"format=prometheus" => return Format::Prometheus,
+            b"format=json" => return Format::Json,
+            b"format=html" => return Format::Html,
             _ => {}
         }
     }
-    accept.is_some_and(|a| {
-        let a = String::from_utf8_lossy(a).to_ascii_lowercase();
-        a.contains("text/plain") && !a.contains("application/json")
-    })
+    let a = accept.map(|a| String::from_utf8_lossy(a).to_ascii_lowercase());
+    match a {
+        Some(a) if a.contains("application/json") => Format::Json,
+        Some(a) if a.contains("text/html") => Format::Html,
+        Some(a) if a.contains("text/plain") => Format::Prometheus,
+        _ => Format::Json,
+    }
 }
 
 /// # Safety
@@ -120,7 +135,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
         .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(b"accept"))
         .map(|(_, v)| v.as_bytes().to_vec());
     // SAFETY: as above.
-    let prometheus = wants_prometheus(unsafe { (*r).args.as_bytes() }, accept.as_deref());
+    let format = format_of(unsafe { (*r).args.as_bytes() }, accept.as_deref());
 
     let now = nginx_sys::ngx_time();
     let page = match registry::current() {
@@ -133,16 +148,19 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
     };
     let module_version = env!("CARGO_PKG_VERSION");
     let nginx_version = nginx_sys::NGINX_VERSION.to_str().unwrap_or("unknown");
-    let (body, content_type): (String, &'static [u8]) = if prometheus {
-        (
+    let (body, content_type): (String, &'static [u8]) = match format {
+        Format::Prometheus => (
             render::render_prometheus(&page, module_version, nginx_version),
             b"text/plain; version=0.0.4; charset=utf-8",
-        )
-    } else {
-        (
+        ),
+        Format::Html => (
+            html::render_html(&page, module_version, nginx_version),
+            b"text/html; charset=utf-8",
+        ),
+        Format::Json => (
             render::render_json(&page, module_version, nginx_version),
             b"application/json",
-        )
+        ),
     };
 
     // SAFETY: as above.
@@ -244,18 +262,41 @@ unsafe fn send(
 
 #[cfg(test)]
 mod tests {
-    use super::wants_prometheus;
+    use super::{format_of, Format};
 
     #[test]
     fn format_choice() {
-        assert!(!wants_prometheus(b"", None));
-        assert!(wants_prometheus(b"format=prometheus", None));
-        assert!(wants_prometheus(
-            b"a=1&format=prometheus",
-            Some(b"application/json")
-        ));
-        assert!(!wants_prometheus(b"format=json", Some(b"text/plain")));
-        assert!(wants_prometheus(b"", Some(b"text/plain;version=0.0.4")));
-        assert!(!wants_prometheus(b"", Some(b"application/json, text/plain, */*")));
+        assert_eq!(format_of(b"", None), Format::Json);
+        assert_eq!(format_of(b"", Some(b"*/*")), Format::Json);
+        assert_eq!(format_of(b"format=prometheus", None), Format::Prometheus);
+        assert_eq!(
+            format_of(b"a=1&format=prometheus", Some(b"application/json")),
+            Format::Prometheus
+        );
+        assert_eq!(format_of(b"format=json", Some(b"text/plain")), Format::Json);
+        assert_eq!(
+            format_of(b"", Some(b"text/plain;version=0.0.4")),
+            Format::Prometheus
+        );
+        assert_eq!(
+            format_of(b"", Some(b"application/json, text/plain, */*")),
+            Format::Json
+        );
+        // Prometheus's own scrape, and Firefox's.
+        assert_eq!(
+            format_of(
+                b"",
+                Some(b"application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+            ),
+            Format::Prometheus
+        );
+        assert_eq!(
+            format_of(
+                b"",
+                Some(b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+            ),
+            Format::Html
+        );
+        assert_eq!(format_of(b"format=html", None), Format::Html);
     }
 }

@@ -99,3 +99,30 @@ fn prometheus_lines() {
         assert!(line.starts_with('#') || line.rsplit_once(' ').is_some());
     }
 }
+
+#[test]
+fn html_for_people() {
+    let mut p = page();
+    // One more staple, fine, to see the order: the gap comes first.
+    let mut fine = p.certs[0].clone();
+    fine.subject = Some("CN=fine".into());
+    fine.must_staple = false;
+    if let Some(s) = fine.state.as_mut() {
+        s.failures = 0;
+    }
+    p.certs.insert(0, fine);
+    if let Some(s) = p.certs[1].state.as_mut() {
+        s.next_update = 999;
+    }
+    let h = crate::status::html::render_html(&p, "0.1.0", "1.28.3<x>");
+    assert!(h.starts_with("<!DOCTYPE html>"));
+    assert!(!h.contains("<script"), "{h}");
+    assert!(h.contains("CN=a &quot;quoted&quot;"), "{h}");
+    assert!(h.contains("nginx 1.28.3&lt;x&gt;"));
+    assert!(h.contains("1 must-staple gap(s)"), "{h}");
+    assert!(h.contains("1 valid"), "{h}");
+    let gap = h.find("must-staple without a staple").unwrap();
+    let good = h.find("CN=fine").unwrap();
+    assert!(gap < good, "the gap first");
+    assert!(h.contains("timeout"));
+}
