@@ -17,8 +17,10 @@
 #   the module, responder down, no store      the error (the control)
 #
 # and the HTML status page, opened in Firefox, names each certificate and
-# its state. Screenshots are kept in the test's directory
-# (TEST_NGINX_LEAVE=1 keeps it).
+# its state. Screenshots of every load are taken in the test's directory
+# (TEST_NGINX_LEAVE=1 keeps it); when a check fails they are copied to
+# target/browser-test/ (TEST_NGINX_BROWSER_SHOTS names another place),
+# which the failure says.
 
 use warnings;
 use strict;
@@ -135,7 +137,18 @@ my $profile = sub {
 # URL loaded at once: the JSON answers. A helper left by a test that died
 # is stopped (and stops its Firefox) at the end.
 my @helpers;
-END { kill 'TERM', @helpers if @helpers }
+my $shots = $ENV{TEST_NGINX_BROWSER_SHOTS}
+	// File::Spec->rel2abs(dirname(__FILE__) . '/../target/browser-test');
+END {
+	kill 'TERM', @helpers if @helpers;
+	if (!Test::More->builder->is_passing) {
+		require File::Copy;
+		require File::Path;
+		File::Path::make_path($shots);
+		File::Copy::copy($_, $shots) for glob($t->testdir . '/*.png'), $t->testdir . '/firefox.log';
+		Test::More::diag("screenshots of the loads and firefox.log: $shots/");
+	}
+}
 sub browse {
 	my ($before, @urls) = @_;
 	my $p = $profile->();
