@@ -90,8 +90,14 @@ my %said = (
 );
 for my $i (0 .. $#cases) {
 	my $c = $cases[$i];
-	ok(wait_for(sub { $t->handshake(port(8100 + $i))->{staple} }, 2 + 10 + ($c eq 'fraction' ? 7 : 0)),
-		"$c: stapled within the fetch timeout and a few seconds");
+	my $last;
+	ok(wait_for(sub { $last = $t->handshake(port(8100 + $i)); $last->{staple} },
+		2 + 10 + ($c eq 'fraction' ? 7 : 0)),
+		"$c: stapled within the fetch timeout and a few seconds")
+		or diag("$c: last handshake: " . ($last->{ok} ? 'no staple' : "failed: $last->{error}")
+			. '; on the status page: ' . join(', ', map { "$_->{source} $_->{status} valid=$_->{valid}"
+				. ($_->{last_fetch} ? " last fetch $_->{last_fetch}{result}" . ($_->{last_fetch}{error} ? ": $_->{last_fetch}{error}" : '') : '') }
+				grep { $_->{id} eq $id{$c} } @{($t->status_page(port(8081)) // {})->{certificates} // []}));
 	my $level = $c eq 'fraction' ? 'notice' : 'warn';
 	like($t->read_file('error.log'), qr/\[$level\] [^\n]*certificate "[^"]*\/$c\.chain\.crt": [^\n]*$said{$c}/,
 		"$c: a $level naming the lease file and what it was");
