@@ -74,7 +74,7 @@ http {
     ssl_stapling on;
 $store
     server {
-        listen 127.0.0.1:$https ssl;
+        listen 127.0.0.1:8443 ssl;
         server_name site.test;
         ssl_certificate site.test.chain.crt;
         ssl_certificate_key site.test.key;
@@ -85,7 +85,7 @@ $store
         $status
     }
     server {
-        listen 127.0.0.1:$https ssl;
+        listen 127.0.0.1:8443 ssl;
         server_name other.test;
         ssl_certificate other.test.chain.crt;
         ssl_certificate_key other.test.key;

@@ -41,7 +41,9 @@ $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 $t->start_redis($redis_port, $password);
 diag('server: ' . $t->redis_server . ' ' . ($t->redis('INFO', 'server') =~ /^(?:valkey|redis)_version:(\S+)/m ? $1 : '?'));
 
-my $url = "redis://:$password\@127.0.0.1:$redis_port/0";
+# In the configuration, the raw number: write_file_expand maps
+# 127.0.0.1:8NNN with port() itself (port() again would map it twice).
+my $url = "redis://:$password\@127.0.0.1:8070/0";
 my $shown = qr/redis:\/\/127\.0\.0\.1:$redis_port\/0/;
 my $conf = sub {
 	my ($n, $store) = @_;
@@ -52,7 +54,7 @@ my $conf = sub {
 	return "%%TEST_GLOBALS%%\ndaemon off;\nworker_processes 2;\nssl_stapling_fetch_timeout 3s;\n"
 		. "ssl_stapling_refresh_min_interval 0;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n"
 		. "    ssl_stapling on;\n    ssl_stapling_store $store;\n"
-		. "    server {\n        listen 127.0.0.1:" . status_port($n) . ";\n"
+		. "    server {\n        listen 127.0.0.1:" . (8090 + $index{$n}) . ";\n"
 		. "        location = /status { ssl_stapling_status refresh; }\n    }\n$servers}\n";
 };
 my $start = sub {
@@ -81,7 +83,7 @@ my $before = $t->ocsp_requests;
 my $t0 = time;
 $start->($nginx[0], $url);
 $nginx[1]->write_file('redis.password', "$password\n");
-$start->($nginx[1], "redis://127.0.0.1:$redis_port/0 password_file=redis.password");
+$start->($nginx[1], "redis://127.0.0.1:8070/0 password_file=redis.password");
 $start->($nginx[2], "$url prefix=ssl_stapling:");
 ok(wait_for(sub { !grep { !$all_stapled->($_) } @nginx[0 .. 2] }, 30), 'three instances staple all 20');
 diag(sprintf 'redis: all stapled %.2f s after the first start', time - $t0);
@@ -230,7 +232,7 @@ $_->stop for @nginx[0 .. 2];
 # A wrong password: a warning naming the store, staples fetched directly.
 my $wrong = $nginx[3];
 $before = $t->ocsp_requests;
-$start->($wrong, "redis://:wrong-password\@127.0.0.1:$redis_port/0");
+$start->($wrong, "redis://:wrong-password\@127.0.0.1:8070/0");
 ok(wait_for(sub { $all_stapled->($wrong) }, 30), 'wrong password: all 20 stapled');
 like($wrong->read_file('error.log'), qr/\[warn\] .*"$shown".*(WRONGPASS|invalid username-password|AuthenticationFailed)/i,
 	'with a warning naming the store and the refusal');

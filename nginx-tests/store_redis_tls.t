@@ -20,7 +20,9 @@ my $t = $nginx[0];
 # 6: the end-of-test checks of the other two instances.
 $t->has(qw/http http_ssl socket_ssl/)->has_daemon('openssl')->has_redis;
 my %index = map { $nginx[$_] => $_ } 0 .. 2;
-sub server_port { port(8100 + 10 * $index{$_[0]} + $_[1]) }
+# The raw number, in configs (write_file_expand maps 127.0.0.1:8NNN with
+# port()); port(server_port(...)) for clients.
+sub server_port { 8100 + 10 * $index{$_[0]} + $_[1] }
 my $ocsp = port(8080);
 my $redis_port = port(8070);
 my $password = 'tls-password';
@@ -51,13 +53,14 @@ my $start = sub {
 	$n->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\nworker_processes 2;\n"
 		. "ssl_stapling_fetch_timeout 3s;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n"
 		. "    ssl_stapling on;\n"
-		. "    ssl_stapling_store rediss://:$password\@127.0.0.1:$redis_port/0 ca=$dir/$ca.crt;\n"
+		# 8070: write_file_expand maps it to $redis_port.
+		. "    ssl_stapling_store rediss://:$password\@127.0.0.1:8070/0 ca=$dir/$ca.crt;\n"
 		. "$servers}\n");
 	$n->run(workers => 2);
 };
 my $all_stapled = sub {
 	my ($n) = @_;
-	!grep { !$n->handshake(server_port($n, $_))->{staple} } 1 .. $N;
+	!grep { !$n->handshake(port(server_port($n, $_)))->{staple} } 1 .. $N;
 };
 
 $start->($nginx[0], 'root');

@@ -28,7 +28,8 @@ $t->make_ca('root');
 $t->make_cert($_, ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for @cases;
 
 my $servers = join '', map {
-	"    server {\n        listen 127.0.0.1:" . port(8100 + $_) . " ssl;\n"
+	# The raw number: write_file_expand maps 127.0.0.1:8NNN with port().
+	"    server {\n        listen 127.0.0.1:" . (8100 + $_) . " ssl;\n"
 	. "        ssl_certificate $cases[$_].chain.crt;\n        ssl_certificate_key $cases[$_].key;\n    }\n"
 } 0 .. $#cases;
 $t->write_file_expand('nginx.conf', <<"EOF");
