@@ -104,7 +104,12 @@ const LEASE_SUFFIX: &str = ".lease";
 /// (`ssl_stapling_time_skew`'s default). A lease further ahead of this
 /// host's clock was not written by a live instance of this module with a
 /// sane clock: it is void.
-pub const MAX_LEASE_AHEAD_SECS: i64 = MAX_FETCH_TIMEOUT_SECS + 35 + 300;
+pub const MAX_LEASE_AHEAD_SECS: i64 =
+    MAX_FETCH_TIMEOUT_SECS + LEASE_MARGIN_SECS + crate::ocsp::response::DEFAULT_SKEW_SECS;
+
+/// What a lease adds to the fetch timeout: time to resolve the responder's
+/// name, and a margin (`Settings::lease_secs`).
+pub const LEASE_MARGIN_SECS: i64 = 35;
 
 /// The longest `ssl_stapling_fetch_timeout`: a lease lasts as long as a
 /// fetch may, so it bounds leases.

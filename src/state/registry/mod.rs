@@ -86,7 +86,7 @@ impl Settings {
     /// How long a worker may hold a fetch lease before another takes over:
     /// the fetch's deadline, time to resolve, and a margin.
     pub fn lease_secs(&self) -> i64 {
-        (self.fetch_timeout_ms / 1000) as i64 + 35
+        (self.fetch_timeout_ms / 1000) as i64 + crate::state::store::LEASE_MARGIN_SECS
     }
 }
 
