@@ -1,18 +1,21 @@
 //! ngx_ssl_stapling_module: takes over OCSP stapling for every server that
 //! has `ssl_stapling on`, serving staples from one shared-memory zone.
 //!
-//! Where things are:
-//! - `module`: nginx's side: the module definitions and directives, the
-//!   configuration-time hooks, the http and stream glue (status page,
-//!   store directive), finding the servers, logging, the panic guard;
-//! - `tls`: the certificate status callback (the handshake path) and the
-//!   few OpenSSL calls the `openssl` crate does not wrap;
+//! Where things are (bottom layer first; a folder uses only those above it
+//! in this list, `scripts/check-code` checks it):
+//! - `base`: logging through nginx's error log, the panic guard, the few
+//!   OpenSSL calls the `openssl` crate does not wrap;
 //! - `ocsp`: OCSP without nginx: response checks, the responder's URL,
 //!   request and response parser, the refresh schedule;
-//! - `state`: what staples are and where they live: a staple's identity,
-//!   the registry of one configuration, the shared zone, the disk store;
+//! - `state`: what staples are and where they live: a staple's identity
+//!   and where it is fetched from, the registry of one configuration
+//!   (built from plain server descriptions), the shared zone, the stores;
 //! - `fetch`: each worker's fetch task, one fetch, the connection;
-//! - `status`: the status page (JSON and Prometheus).
+//! - `tls`: the certificate status callback (the handshake path);
+//! - `status`: the status page (JSON, Prometheus text, HTML);
+//! - `module`: nginx's side: the module definitions and directives, the
+//!   configuration-time hooks, the http and stream glue (status page,
+//!   store directive), finding the servers.
 //!
 //! Data flows one way: configuration → registry (frozen once built) →
 //! zone ← fetch task; the status callback reads the zone.
@@ -22,6 +25,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // Private: the compiler then reports what nothing uses.
+mod base;
 mod fetch;
 mod module;
 mod ocsp;

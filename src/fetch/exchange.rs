@@ -2,19 +2,18 @@
 //! resolver; IP literals need none), connect to each address in turn,
 //! send the request, read a bounded response, check it like nginx does.
 
-use std::ptr::NonNull;
-
-use nginx_sys::{ngx_create_pool, ngx_destroy_pool, ngx_log_t, ngx_msec_t, ngx_resolver_t, ngx_str_t};
+use nginx_sys::{ngx_create_pool, ngx_destroy_pool, ngx_log_t, ngx_msec_t, ngx_str_t};
 use ngx::async_::resolver::Resolver;
 use ngx::core::Pool;
 use openssl::ocsp::OcspRequest;
 
+use crate::base::log::log_info;
 use crate::fetch::net::{Connection, Deadline, NetError};
-use crate::module::log::log_info;
 use crate::ocsp::responder::{build_request, HttpError, ProxyUrl, ResponderUrl, ResponseReader};
 use crate::ocsp::response::{
     check_response, CertificateStatusId, ChainSignatureCheck, CheckedResponse, OcspError, TimeRules,
 };
+use crate::state::certificate::{FetchPlan, Fetched};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -38,33 +37,6 @@ pub enum FetchError {
     Proxy(String, Box<FetchError>),
     #[error("proxy {proxy} answered HTTP status {code}{}", proxy_reason(*.code))]
     ProxyStatus { proxy: String, code: u16 },
-}
-
-/// Where and how a certificate's staple is fetched.
-pub struct FetchPlan {
-    /// The responders, tried in order until one answers: the server's
-    /// `ssl_stapling_responder`, else every OCSP URL of the certificate's
-    /// Authority Information Access. Never empty.
-    pub urls: Vec<ResponderUrl>,
-    /// The server's `resolver`, when it has name servers.
-    pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
-    /// The server's `ssl_stapling_proxy`: responders are reached through it
-    /// (the proxy resolves their names).
-    pub proxy: Option<ProxyUrl>,
-}
-
-impl FetchPlan {
-    /// The responders, for log lines and the status page.
-    pub fn describe(&self) -> String {
-        let urls: Vec<String> = self.urls.iter().map(|u| u.to_string()).collect();
-        urls.join(", ")
-    }
-}
-
-/// A staple fetched, and the responder that answered.
-pub struct Fetched {
-    pub response: CheckedResponse,
-    pub from: String,
 }
 
 pub fn user_agent() -> String {

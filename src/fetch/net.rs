@@ -56,7 +56,7 @@ pub struct Connection {
 }
 
 unsafe extern "C" fn on_event(ev: *mut ngx_event_t) {
-    crate::module::guard::guard((), || {
+    crate::base::guard::guard((), || {
         // SAFETY: nginx calls this with one of a connection's events; the
         // connection's data is our IoState until `Connection::drop` clears it.
         let waker = unsafe {

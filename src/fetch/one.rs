@@ -4,12 +4,13 @@
 
 use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
 
-use crate::fetch::exchange::{fetch, FetchError, FetchJob, Fetched};
+use crate::base::log::{log_info, log_prefixed};
+use crate::fetch::exchange::{fetch, FetchError, FetchJob};
 use crate::fetch::task::{exiting, now};
-use crate::module::log::{log_info, log_prefixed};
 use crate::ocsp::response::CertStatus;
 use crate::ocsp::schedule;
 use crate::state::certificate::Certificate;
+use crate::state::certificate::Fetched;
 use crate::state::registry::{size_problem, StaplingContext};
 use crate::state::store::Persist;
 use crate::state::zone::{Entry, Zone};

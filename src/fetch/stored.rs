@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use nginx_sys::ngx_log_t;
 
+use crate::base::log::{log_info, log_notice, log_warn};
 use crate::fetch::blocking::{self, Blocked};
 use crate::fetch::one::fetch_one;
 use crate::fetch::task::{exiting, now};
-use crate::module::log::{log_info, log_notice, log_warn};
 use crate::ocsp::schedule;
 use crate::state::certificate::Certificate;
 use crate::state::registry::StaplingContext;

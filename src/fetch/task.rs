@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use nginx_sys::ngx_log_t;
 
-use crate::module::log::log_alert;
+use crate::base::log::log_alert;
 use crate::state::wakeup::Wakeup;
 
 /// Polls the task inside catch_unwind: a panic (a bug) would otherwise

@@ -10,9 +10,9 @@ use std::time::Duration;
 use nginx_sys::ngx_log_t;
 use ngx::async_::{sleep, spawn, Task};
 
+use crate::base::log::log_notice;
 use crate::fetch::stored;
 use crate::fetch::task::{exiting, now, CatchPanic, SleepOrNotify};
-use crate::module::log::log_notice;
 use crate::ocsp::schedule;
 use crate::state::certificate::Certificate;
 use crate::state::registry::StaplingContext;

@@ -12,9 +12,7 @@ use nginx_sys::{
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 
-use super::guard::guard;
 use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module};
-use super::log::{log, log_crit};
 use super::main_directives::{
     set_dynamic_max, set_fetch_concurrency, set_fetch_timeout, set_max_age, set_max_size, set_refresh,
     set_refresh_min_interval, set_serve_revoked, set_time_skew, set_zone, MainConf, DEFAULT_ZONE_NAME,
@@ -22,6 +20,8 @@ use super::main_directives::{
 };
 use super::store_setup::store_of;
 use super::{arg, command, discover};
+use crate::base::guard::guard;
+use crate::base::log::{log, log_crit};
 use crate::fetch::worker;
 use crate::state::registry::{self, Settings, StaplingContext};
 use crate::state::zone;

@@ -8,38 +8,15 @@
 use std::ffi::{c_void, CStr};
 use std::ptr::NonNull;
 
-use foreign_types::ForeignTypeRef;
 use nginx_sys::{
     ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_main_conf_t,
-    ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_msec_t, ngx_resolver_t, ngx_ssl_t,
-    ngx_str_t,
+    ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_msec_t, ngx_resolver_t, ngx_str_t,
 };
-use openssl::ssl::SslContextRef;
-use openssl::x509::{X509Ref, X509};
 
 use super::srv_conf::{ProxySetting, SrvConf};
 use crate::ocsp::responder::ProxyUrl;
 use crate::state::certificate::Protocol;
-
-/// The stapling settings of one server, read from nginx's own ssl module
-/// configuration (`ngx_http_ssl_srv_conf_t` / `ngx_stream_ssl_srv_conf_t`).
-pub struct StaplingServer {
-    pub protocol: Protocol,
-    /// `ssl_stapling on` (servers without it matter only for must-staple
-    /// certificates).
-    pub stapling: bool,
-    /// Its `server_name`s (http).
-    pub names: Vec<String>,
-    pub ssl: *mut ngx_ssl_t,
-    pub verify: bool,
-    pub file: Option<String>,
-    pub responder: Option<String>,
-    /// The server's `resolver`, if it has name servers (a resolver without
-    /// any makes ngx_resolve_start return a sentinel, not a context).
-    pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
-    /// The server's `ssl_stapling_proxy`.
-    pub proxy: Option<ProxyUrl>,
-}
+use crate::state::registry::server::StaplingServer;
 
 fn usable_resolver(
     r: *mut ngx_resolver_t,
@@ -49,69 +26,6 @@ fn usable_resolver(
     // SAFETY: a resolver from a parsed configuration.
     let servers = unsafe { r.as_ref().connections.nelts };
     (servers > 0).then_some((r, timeout))
-}
-
-impl StaplingServer {
-    /// The certificates nginx loaded for this server (`ngx_ssl_t.certs`),
-    /// with nginx's name for each.
-    #[cfg(ngx_ssl_certs_array)]
-    pub fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
-        // SAFETY: as in `ssl_ctx`: the server's ngx_ssl_t is alive, and its
-        // `certs` array holds `nelts` certificate pointers.
-        unsafe {
-            (*self.ssl)
-                .certs
-                .as_slice::<*mut openssl_sys::X509>()
-                .iter()
-                .filter(|p| !p.is_null())
-                .map(|&p| (p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)))
-                .collect()
-        }
-    }
-
-    /// The certificates nginx loaded for this server, before nginx 1.27
-    /// kept them in an array: the first in the SSL_CTX's ex_data, each next
-    /// one in the previous certificate's, as nginx's stapling code walks
-    /// them.
-    #[cfg(not(ngx_ssl_certs_array))]
-    pub fn certificates(&self) -> Vec<(*mut openssl_sys::X509, X509, String)> {
-        let mut out = Vec::new();
-        let ctx = self.ssl_ctx().as_ptr();
-        // SAFETY: as in `ssl_ctx`; the ex_data nginx keeps on the SSL_CTX and
-        // on each certificate are certificates of this configuration.
-        unsafe {
-            let mut p = openssl_sys::SSL_CTX_get_ex_data(ctx, nginx_sys::ngx_ssl_certificate_index)
-                as *mut openssl_sys::X509;
-            // A bound, in case of a cycle: no server has this many certificates.
-            while !p.is_null() && out.len() < 1024 {
-                out.push((p, X509Ref::from_ptr(p).to_owned(), certificate_name(p)));
-                p = crate::tls::ffi::X509_get_ex_data(p, nginx_sys::ngx_ssl_next_certificate_index)
-                    as *mut openssl_sys::X509;
-            }
-        }
-        out
-    }
-
-    /// The server's SSL_CTX.
-    pub fn ssl_ctx(&self) -> &SslContextRef {
-        // SAFETY: `ssl_servers` makes a StaplingServer only from a live
-        // ngx_ssl_t with an SSL_CTX, and the list is used (and dropped)
-        // while that configuration is read, the SSL_CTX alive.
-        unsafe { SslContextRef::from_ptr((*self.ssl).ctx as *mut openssl_sys::SSL_CTX) }
-    }
-}
-
-fn certificate_name(cert: *mut openssl_sys::X509) -> String {
-    // SAFETY: nginx stores the certificate's file name (a C string in the
-    // cycle pool) at this ex_data index of every certificate it loads.
-    unsafe {
-        let p =
-            crate::tls::ffi::X509_get_ex_data(cert, nginx_sys::ngx_ssl_certificate_name_index) as *const i8;
-        if p.is_null() {
-            return String::from("(unnamed)");
-        }
-        CStr::from_ptr(p).to_string_lossy().into_owned()
-    }
 }
 
 fn str_of(s: &ngx_str_t) -> Option<String> {

@@ -20,7 +20,7 @@ use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use super::srv_conf::{ProxySetting, SrvConf};
 use super::status_location::set_status;
 use super::{arg, command};
-use crate::module::guard::guard;
+use crate::base::guard::guard;
 use crate::ocsp::responder::ProxyUrl;
 use crate::state::store::kv::{self, RedisSetting};
 

@@ -3,9 +3,7 @@
 pub mod conf_values;
 pub mod core;
 pub mod discover;
-pub mod guard;
 pub mod http;
-pub mod log;
 mod main_directives;
 mod srv_conf;
 mod status_location;

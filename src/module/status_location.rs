@@ -11,7 +11,7 @@ use nginx_sys::{
 use ngx::core::{Status, NGX_CONF_ERROR, NGX_CONF_OK};
 
 use super::arg;
-use crate::module::guard::guard;
+use crate::base::guard::guard;
 use crate::state::certificate::StapleKey;
 use crate::state::registry::{self, RefreshTarget};
 use crate::status::{collect, html, render};

@@ -5,7 +5,7 @@ use nginx_sys::{ngx_cycle_t, ngx_uint_t, NGX_LOG_ERR};
 
 use super::discover;
 use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module, BlockConf, StoreSetting};
-use super::log::log;
+use crate::base::log::log;
 use crate::state::store::{self, kv, StapleStore};
 use std::sync::Arc;
 use std::time::Duration;

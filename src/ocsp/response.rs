@@ -14,7 +14,7 @@ use openssl::stack::Stack;
 use openssl::x509::store::X509StoreRef;
 use openssl::x509::{X509Ref, X509};
 
-use crate::tls::ffi;
+use crate::base::ffi;
 
 /// nginx accepts thisUpdate up to 5 minutes in the future and nextUpdate up
 /// to 5 minutes in the past (`OCSP_check_validity(..., 300, -1)`).

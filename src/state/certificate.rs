@@ -2,12 +2,41 @@
 //! its id in shared memory, its OCSP identity, where its staple comes from.
 
 use std::fmt;
+use std::ptr::NonNull;
 
+use nginx_sys::{ngx_msec_t, ngx_resolver_t};
 use openssl::hash::MessageDigest;
 use openssl::x509::{X509Ref, X509};
 
-use crate::fetch::exchange::FetchPlan;
+use crate::ocsp::responder::{ProxyUrl, ResponderUrl};
 use crate::ocsp::response::{CertificateStatusId, ChainSignatureCheck, CheckedResponse};
+
+/// Where and how a certificate's staple is fetched.
+pub struct FetchPlan {
+    /// The responders, tried in order until one answers: the server's
+    /// `ssl_stapling_responder`, else every OCSP URL of the certificate's
+    /// Authority Information Access. Never empty.
+    pub urls: Vec<ResponderUrl>,
+    /// The server's `resolver`, when it has name servers.
+    pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
+    /// The server's `ssl_stapling_proxy`: responders are reached through it
+    /// (the proxy resolves their names).
+    pub proxy: Option<ProxyUrl>,
+}
+
+impl FetchPlan {
+    /// The responders, for log lines and the status page.
+    pub fn describe(&self) -> String {
+        let urls: Vec<String> = self.urls.iter().map(|u| u.to_string()).collect();
+        urls.join(", ")
+    }
+}
+
+/// A staple fetched, and the responder that answered.
+pub struct Fetched {
+    pub response: CheckedResponse,
+    pub from: String,
+}
 
 /// The id of one staple, in the zone and in the store: SHA-256 over the
 /// certificate's DER and what decides which response is its staple. nginx

@@ -12,12 +12,12 @@ use openssl::ssl::SslRef;
 use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
-use crate::module::discover::StaplingServer;
-use crate::module::log::{log_error, log_info, log_notice};
+use crate::base::ffi;
+use crate::base::log::{log_error, log_info, log_notice};
 use crate::state::certificate::{Certificate, StapleKey, StapleSettings};
+use crate::state::registry::server::StaplingServer;
 use crate::state::registry::StaplingContext;
 use crate::state::zone::Entry;
-use crate::tls::ffi;
 
 const SSL_TLSEXT_ERR_OK: c_int = 0;
 const SSL_TLSEXT_ERR_NOACK: c_int = 3;

@@ -1,4 +1,4 @@
-//! The handshake path and the OpenSSL calls the `openssl` crate lacks.
+//! The handshake path: the certificate status callback, installed on the
+//! SSL_CTXs it is handed.
 
 pub mod callback;
-pub mod ffi;

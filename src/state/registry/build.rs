@@ -9,19 +9,19 @@ use nginx_sys::{ngx_log_t, NGX_LOG_WARN};
 use openssl::x509::X509Ref;
 
 use super::{size_problem, ServerInfo, Settings, StaplingContext};
-use crate::fetch::exchange::FetchPlan;
-use crate::module::discover::StaplingServer;
-use crate::module::log::{log, log_warn};
+use crate::base::ffi;
+use crate::base::log::{log, log_warn};
 use crate::ocsp::responder::ResponderUrl;
 use crate::ocsp::response::{
     check_response, CertificateStatusId, CheckedResponse, NoSignatureCheck, TimeRules,
 };
+use crate::state::certificate::FetchPlan;
 use crate::state::certificate::{
     is_must_staple, Certificate, Protocol, ServerChecks, StapleKey, StapleSettings,
 };
+use crate::state::registry::server::StaplingServer;
 use crate::state::store::StapleStore;
 use crate::state::wakeup::Wakeup;
-use crate::tls::ffi;
 use std::sync::Arc;
 
 /// What `load_staple_file` found wrong with a `ssl_stapling_file`.

@@ -10,11 +10,11 @@ use openssl::ssl::SslRef;
 use openssl::x509::X509Ref;
 
 use super::{responder_urls, subject_of, DynamicCert, StaplingContext};
-use crate::fetch::exchange::FetchPlan;
-use crate::module::log::log_warn;
+use crate::base::ffi;
+use crate::base::log::log_warn;
 use crate::ocsp::response::CertificateStatusId;
+use crate::state::certificate::FetchPlan;
 use crate::state::certificate::{is_must_staple, Certificate, StapleKey};
-use crate::tls::ffi;
 
 impl StaplingContext {
     /// This worker's registration of a certificate loaded by variables,

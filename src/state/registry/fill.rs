@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use nginx_sys::ngx_log_t;
 
 use super::StaplingContext;
-use crate::module::log::{log_crit, log_notice};
+use crate::base::log::{log_crit, log_notice};
 use crate::ocsp::schedule;
 use crate::state::certificate::StapleKey;
 use crate::state::zone::{Prepared, StapleSource, Zone, ZoneFull, STAPLE_ESTIMATE};

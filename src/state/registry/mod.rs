@@ -13,6 +13,7 @@ mod defaults;
 mod dynamic;
 mod fill;
 mod restore;
+pub mod server;
 
 use build::responder_urls;
 pub use build::subject_of;

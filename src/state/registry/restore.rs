@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use nginx_sys::ngx_log_t;
 
 use super::{size_problem, StaplingContext};
-use crate::module::log::{log_info, log_warn};
+use crate::base::log::{log_info, log_warn};
 use crate::ocsp::response::{check_response, peek_next_update, CertStatus, CheckedResponse};
 use crate::state::certificate::{Certificate, StapleKey};
 use crate::state::store::StapleStore;

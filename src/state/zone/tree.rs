@@ -23,7 +23,7 @@ pub(super) unsafe extern "C" fn insert_entry(
     sentinel: *mut ngx_rbtree_node_t,
 ) {
     // SAFETY: nginx passes a valid tree, its sentinel and a new node.
-    crate::module::guard::guard((), || unsafe { insert_entry_inner(temp, node, sentinel) })
+    crate::base::guard::guard((), || unsafe { insert_entry_inner(temp, node, sentinel) })
 }
 
 /// # Safety

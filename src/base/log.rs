@@ -21,21 +21,21 @@ macro_rules! log_prefixed {
 /// `log_<level>!(log_ptr, "format", args...)`: a line of the module's own,
 /// prefixed "ssl_stapling: ", at that level.
 macro_rules! log_alert {
-    ($log:expr, $($arg:tt)+) => { $crate::module::log::log_prefixed!(nginx_sys::NGX_LOG_ALERT, $log, $($arg)+) };
+    ($log:expr, $($arg:tt)+) => { $crate::base::log::log_prefixed!(nginx_sys::NGX_LOG_ALERT, $log, $($arg)+) };
 }
 macro_rules! log_crit {
-    ($log:expr, $($arg:tt)+) => { $crate::module::log::log_prefixed!(nginx_sys::NGX_LOG_CRIT, $log, $($arg)+) };
+    ($log:expr, $($arg:tt)+) => { $crate::base::log::log_prefixed!(nginx_sys::NGX_LOG_CRIT, $log, $($arg)+) };
 }
 macro_rules! log_error {
-    ($log:expr, $($arg:tt)+) => { $crate::module::log::log_prefixed!(nginx_sys::NGX_LOG_ERR, $log, $($arg)+) };
+    ($log:expr, $($arg:tt)+) => { $crate::base::log::log_prefixed!(nginx_sys::NGX_LOG_ERR, $log, $($arg)+) };
 }
 macro_rules! log_warn {
-    ($log:expr, $($arg:tt)+) => { $crate::module::log::log_prefixed!(nginx_sys::NGX_LOG_WARN, $log, $($arg)+) };
+    ($log:expr, $($arg:tt)+) => { $crate::base::log::log_prefixed!(nginx_sys::NGX_LOG_WARN, $log, $($arg)+) };
 }
 macro_rules! log_notice {
-    ($log:expr, $($arg:tt)+) => { $crate::module::log::log_prefixed!(nginx_sys::NGX_LOG_NOTICE, $log, $($arg)+) };
+    ($log:expr, $($arg:tt)+) => { $crate::base::log::log_prefixed!(nginx_sys::NGX_LOG_NOTICE, $log, $($arg)+) };
 }
 macro_rules! log_info {
-    ($log:expr, $($arg:tt)+) => { $crate::module::log::log_prefixed!(nginx_sys::NGX_LOG_INFO, $log, $($arg)+) };
+    ($log:expr, $($arg:tt)+) => { $crate::base::log::log_prefixed!(nginx_sys::NGX_LOG_INFO, $log, $($arg)+) };
 }
 pub(crate) use {log, log_alert, log_crit, log_error, log_info, log_notice, log_prefixed, log_warn};
