@@ -417,3 +417,6 @@ impl EntryMut<'_> {
         e.next_refresh = next_refresh;
     }
 }
+
+#[cfg(test)]
+mod tests;
