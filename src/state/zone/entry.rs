@@ -4,12 +4,12 @@
 //! each one method here, so every writer keeps the record consistent.
 
 use std::mem;
-use std::ptr::{self, NonNull};
+use std::ptr;
 
-use nginx_sys::{ngx_rbtree_node_t, ngx_slab_free_locked, ngx_slab_pool_t};
+use nginx_sys::ngx_rbtree_node_t;
 
 use super::view::{EntryView, FetchResult, StapleSource, LAST_ERROR_LEN};
-use super::{alloc_locked, bump_generation, ZoneFull};
+use super::{bump_generation, Memory, Slab, ZoneFull};
 use crate::ocsp::response::{CertStatus, CheckedResponse};
 use crate::state::certificate::StapleKey;
 
@@ -308,12 +308,12 @@ impl Entry {
 
 /// An entry of a locked zone, with the zone's allocator at hand: what
 /// replaces or drops its staple. Lives no longer than the lock's borrow.
-pub struct EntryMut<'a> {
+pub struct EntryMut<'a, M: Memory = Slab> {
     pub(super) entry: &'a mut Entry,
-    pub(super) pool: NonNull<ngx_slab_pool_t>,
+    pub(super) mem: M,
 }
 
-impl std::ops::Deref for EntryMut<'_> {
+impl<M: Memory> std::ops::Deref for EntryMut<'_, M> {
     type Target = Entry;
 
     fn deref(&self) -> &Entry {
@@ -321,18 +321,18 @@ impl std::ops::Deref for EntryMut<'_> {
     }
 }
 
-impl std::ops::DerefMut for EntryMut<'_> {
+impl<M: Memory> std::ops::DerefMut for EntryMut<'_, M> {
     fn deref_mut(&mut self) -> &mut Entry {
         self.entry
     }
 }
 
-impl EntryMut<'_> {
+impl<M: Memory> EntryMut<'_, M> {
     fn free_der(&mut self) {
         if !self.entry.der.is_null() {
-            // SAFETY: der came from this pool's allocator; the lock is held
-            // for as long as this EntryMut lives.
-            unsafe { ngx_slab_free_locked(self.pool.as_ptr(), self.entry.der.cast()) };
+            // SAFETY: der came from this memory's allocator; the lock is
+            // held for as long as this EntryMut lives.
+            unsafe { self.mem.free(self.entry.der) };
         }
         self.entry.der = ptr::null_mut();
         self.entry.der_len = 0;
@@ -341,8 +341,7 @@ impl EntryMut<'_> {
     /// Replaces the staple. On failure the previous staple stays.
     pub fn store(&mut self, resp: &CheckedResponse, source: StapleSource, now: i64) -> Result<(), ZoneFull> {
         let len = resp.der.len();
-        // SAFETY: the lock is held for as long as this EntryMut lives.
-        let p = unsafe { alloc_locked(self.pool, len.max(1)) }.ok_or(ZoneFull)?;
+        let p = self.mem.alloc(len.max(1)).ok_or(ZoneFull)?;
         // SAFETY: p has room for len bytes.
         unsafe { ptr::copy_nonoverlapping(resp.der.as_ptr(), p, len) };
         self.free_der();
@@ -355,7 +354,7 @@ impl EntryMut<'_> {
         e.next_update = resp.next_update.unwrap_or(0);
         e.stored_at = now;
         // SAFETY: as above.
-        unsafe { bump_generation(self.pool) };
+        unsafe { bump_generation(self.mem) };
         Ok(())
     }
 
@@ -364,7 +363,7 @@ impl EntryMut<'_> {
         self.free_der();
         self.entry.source = StapleSource::None;
         // SAFETY: the lock is held for as long as this EntryMut lives.
-        unsafe { bump_generation(self.pool) };
+        unsafe { bump_generation(self.mem) };
     }
 
     /// A fetch brought `resp`: it becomes the staple; the next fetch is at

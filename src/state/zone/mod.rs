@@ -6,9 +6,15 @@
 //! Locking: the slab pool's own `ngx_shmtx`. When a worker dies holding it,
 //! the master force-unlocks it (`ngx_unlock_mutexes`); a spinlock of our own
 //! would stay locked forever.
+//!
+//! The zone's logic reaches its memory through `Memory`: nginx's slab pool
+//! (`Slab`) in nginx, plain heap memory in the unit tests (`tests.rs`),
+//! which run leases, eviction, sweeps and reuse without nginx.
 
 mod entry;
 mod room;
+#[cfg(test)]
+mod tests;
 mod tree;
 mod view;
 
@@ -33,7 +39,7 @@ pub use view::{FetchResult, LAST_ERROR_LEN};
 const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0004;
 
 #[repr(C)]
-struct Root {
+pub struct Root {
     magic: u64,
     /// Bumped on every change of a staple, for per-worker caches.
     generation: u64,
@@ -50,10 +56,104 @@ struct Root {
     sentinel: ngx_rbtree_node_t,
 }
 
+/// What the zone's logic needs from the memory it lives in: a lock, an
+/// allocator, the pointer to its root, and the tree's rebalancing insert
+/// and delete. Between `lock` and `unlock` no other process changes it.
+///
+/// # Safety
+/// An implementation's `alloc` hands out memory that stays valid and
+/// unshared until given to `free`; `data` returns what `set_data` stored
+/// (or null); `reset` frees every allocation at once; `tree_insert` and
+/// `tree_delete` keep a tree that `tree::find` and `tree::all` can walk.
+pub unsafe trait Memory: Copy {
+    fn lock(self);
+    fn unlock(self);
+    /// `size` bytes, or `None` when full. The lock is held.
+    fn alloc(self, size: usize) -> Option<*mut u8>;
+    /// # Safety
+    /// `p` came from `alloc` of this memory and is not used again; the lock
+    /// is held.
+    unsafe fn free(self, p: *mut u8);
+    fn data(self) -> *mut Root;
+    fn set_data(self, root: *mut Root);
+    /// Frees everything: a zone of another layout starts afresh.
+    fn reset(self);
+    /// The module says when the zone is full, once, with the size it
+    /// needs; the slab pool's own "ngx_slab_alloc() failed: no memory" at
+    /// every failed allocation would only repeat it.
+    fn quiet_when_full(self);
+    /// # Safety
+    /// `tree` is the root's valid tree, `node` a live entry's node not in it;
+    /// the lock is held.
+    unsafe fn tree_insert(self, tree: *mut ngx_rbtree_t, node: *mut ngx_rbtree_node_t);
+    /// # Safety
+    /// `node` is in `tree`, the root's valid tree; the lock is held.
+    unsafe fn tree_delete(self, tree: *mut ngx_rbtree_t, node: *mut ngx_rbtree_node_t);
+}
+
+/// nginx's slab pool of a shared zone, with its mutex and its rbtree code.
+#[derive(Clone, Copy)]
+pub struct Slab(NonNull<ngx_slab_pool_t>);
+
+// SAFETY: the slab pool's allocator, its `data` field, ngx_slab_init and
+// nginx's rbtree functions are exactly what the contract names.
+unsafe impl Memory for Slab {
+    fn lock(self) {
+        // SAFETY: the pool is live for the process' lifetime of the cycle.
+        unsafe { ngx_shmtx_lock(&mut (*self.0.as_ptr()).mutex) };
+    }
+
+    fn unlock(self) {
+        // SAFETY: called by `Locked`'s drop, which holds the lock.
+        unsafe { ngx_shmtx_unlock(&mut (*self.0.as_ptr()).mutex) };
+    }
+
+    fn alloc(self, size: usize) -> Option<*mut u8> {
+        // SAFETY: called under the lock (`Locked`).
+        let p = unsafe { ngx_slab_alloc_locked(self.0.as_ptr(), size) } as *mut u8;
+        (!p.is_null()).then_some(p)
+    }
+
+    unsafe fn free(self, p: *mut u8) {
+        // SAFETY: the contract above.
+        unsafe { ngx_slab_free_locked(self.0.as_ptr(), p.cast()) }
+    }
+
+    fn data(self) -> *mut Root {
+        // SAFETY: a live pool; `data` is null or our Root.
+        unsafe { (*self.0.as_ptr()).data as *mut Root }
+    }
+
+    fn set_data(self, root: *mut Root) {
+        // SAFETY: a live pool, under the lock.
+        unsafe { (*self.0.as_ptr()).data = root.cast() }
+    }
+
+    fn reset(self) {
+        // SAFETY: a live pool, under the lock; nothing of it is used after.
+        unsafe { ngx_slab_init(self.0.as_ptr()) }
+    }
+
+    fn quiet_when_full(self) {
+        // SAFETY: a live pool, under the lock.
+        unsafe { (*self.0.as_ptr()).set_log_nomem(0) };
+    }
+
+    unsafe fn tree_insert(self, tree: *mut ngx_rbtree_t, node: *mut ngx_rbtree_node_t) {
+        // SAFETY: the contract above.
+        unsafe { ngx_rbtree_insert(tree, node) }
+    }
+
+    unsafe fn tree_delete(self, tree: *mut ngx_rbtree_t, node: *mut ngx_rbtree_node_t) {
+        // SAFETY: the contract above.
+        unsafe { ngx_rbtree_delete(tree, node) }
+    }
+}
+
 /// A zone as seen by one process. Copyable; the memory is shared.
 #[derive(Clone, Copy)]
-pub struct Zone {
-    pool: NonNull<ngx_slab_pool_t>,
+pub struct Zone<M: Memory = Slab> {
+    mem: M,
 }
 
 // SAFETY: nginx processes are single-threaded; the zone is locked across
@@ -65,24 +165,24 @@ impl Zone {
     /// # Safety
     /// `addr` is the start of an initialised zone (its slab pool).
     pub unsafe fn from_addr(addr: *mut u8) -> Option<Zone> {
-        NonNull::new(addr.cast()).map(|pool| Zone { pool })
+        NonNull::new(addr.cast()).map(|pool| Zone { mem: Slab(pool) })
     }
+}
 
-    pub fn lock(&self) -> Locked<'_> {
-        // SAFETY: the pool is live for the process' lifetime of the cycle.
-        unsafe { ngx_shmtx_lock(&mut (*self.pool.as_ptr()).mutex) };
+impl<M: Memory> Zone<M> {
+    pub fn lock(&self) -> Locked<'_, M> {
+        self.mem.lock();
         Locked { zone: self }
     }
 }
 
-pub struct Locked<'a> {
-    zone: &'a Zone,
+pub struct Locked<'a, M: Memory = Slab> {
+    zone: &'a Zone<M>,
 }
 
-impl Drop for Locked<'_> {
+impl<M: Memory> Drop for Locked<'_, M> {
     fn drop(&mut self) {
-        // SAFETY: we hold the lock taken in `Zone::lock`.
-        unsafe { ngx_shmtx_unlock(&mut (*self.zone.pool.as_ptr()).mutex) };
+        self.zone.mem.unlock();
     }
 }
 
@@ -98,25 +198,15 @@ pub enum Prepared {
 #[error("the shared zone is full")]
 pub struct ZoneFull;
 
-/// Allocates `size` bytes from the pool.
+/// The zone's root, when the memory holds one of this layout.
 ///
 /// # Safety
-/// The pool's lock is held.
-unsafe fn alloc_locked(pool: NonNull<ngx_slab_pool_t>, size: usize) -> Option<*mut u8> {
-    // SAFETY: the contract above.
-    let p = unsafe { ngx_slab_alloc_locked(pool.as_ptr(), size) } as *mut u8;
-    (!p.is_null()).then_some(p)
-}
-
-/// The zone's root, when the pool holds one of this layout.
-///
-/// # Safety
-/// The pool's lock is held; the returned reference is not used after it
+/// The memory's lock is held; the returned reference is not used after it
 /// is released, nor alongside another reference to the root.
-unsafe fn root_of<'a>(pool: NonNull<ngx_slab_pool_t>) -> Option<&'a mut Root> {
+unsafe fn root_of<'a, M: Memory>(mem: M) -> Option<&'a mut Root> {
     // SAFETY: `data` is null or our Root, set by `prepare` under the lock.
     unsafe {
-        let root = (*pool.as_ptr()).data as *mut Root;
+        let root = mem.data();
         if root.is_null() || (*root).magic != LAYOUT_MAGIC {
             return None;
         }
@@ -128,51 +218,52 @@ unsafe fn root_of<'a>(pool: NonNull<ngx_slab_pool_t>) -> Option<&'a mut Root> {
 ///
 /// # Safety
 /// As for `root_of`.
-unsafe fn bump_generation(pool: NonNull<ngx_slab_pool_t>) {
+unsafe fn bump_generation<M: Memory>(mem: M) {
     // SAFETY: the contract above.
-    if let Some(root) = unsafe { root_of(pool) } {
+    if let Some(root) = unsafe { root_of(mem) } {
         root.generation = root.generation.wrapping_add(1);
     }
 }
 
 impl Locked<'_> {
     fn pool(&self) -> *mut ngx_slab_pool_t {
-        self.zone.pool.as_ptr()
+        self.zone.mem.0.as_ptr()
     }
+}
 
+impl<M: Memory> Locked<'_, M> {
     fn root(&mut self) -> Option<&mut Root> {
         // SAFETY: we hold the lock; the root's borrow is tied to `self`.
-        unsafe { root_of(self.zone.pool) }
+        unsafe { root_of(self.zone.mem) }
     }
 
     fn alloc(&self, size: usize) -> Option<*mut u8> {
-        // SAFETY: we hold the lock.
-        unsafe { alloc_locked(self.zone.pool, size) }
+        self.zone.mem.alloc(size)
     }
 
     fn free(&self, p: *mut u8) {
-        // SAFETY: p came from `alloc` on this pool; we hold the lock.
-        unsafe { ngx_slab_free_locked(self.pool(), p.cast()) }
+        // SAFETY: p came from `alloc` on this memory; we hold the lock.
+        unsafe { self.zone.mem.free(p) }
     }
 
     /// Makes the zone usable by a new configuration: keeps the tree of a
     /// previous cycle when its layout matches, starts afresh otherwise, and
     /// returns the sequence number entries of this configuration carry.
     pub fn prepare(&mut self) -> Result<(Prepared, u64), ZoneFull> {
+        let memory = self.zone.mem;
         // SAFETY: we hold the lock; data is null or was set by us.
         let (state, root) = unsafe {
-            let pool = self.pool();
-            let old = (*pool).data as *mut Root;
+            let old = memory.data();
             let state = if old.is_null() {
                 Prepared::Fresh
             } else if (*old).magic == LAYOUT_MAGIC {
                 Prepared::Reused
             } else {
-                ngx_slab_init(pool);
-                (*pool).data = ptr::null_mut();
+                memory.reset();
+                memory.set_data(ptr::null_mut());
                 Prepared::Wiped
             };
-            if (*pool).data.is_null() {
+            if memory.data().is_null() {
                 let root = self.alloc(mem::size_of::<Root>()).ok_or(ZoneFull)? as *mut Root;
                 ptr::write_bytes(root, 0, 1);
                 (*root).magic = LAYOUT_MAGIC;
@@ -181,20 +272,16 @@ impl Locked<'_> {
                     &mut (*root).sentinel,
                     Some(tree::insert_entry),
                 );
-                (*pool).data = root.cast();
+                memory.set_data(root);
             }
-            (state, &mut *((*pool).data as *mut Root))
+            (state, &mut *memory.data())
         };
         // The insert function lives in this module's code: point the tree
         // at this load of it.
         root.tree.insert = Some(tree::insert_entry);
         root.config_seq += 1;
         root.full_logged = 0;
-        // The module says when the zone is full, once, with the size it
-        // needs; the slab pool's own "ngx_slab_alloc() failed: no memory"
-        // at every failed allocation would only repeat it.
-        // SAFETY: we hold the lock.
-        unsafe { (*self.pool()).set_log_nomem(0) };
+        memory.quiet_when_full();
         Ok((state, root.config_seq))
     }
 
@@ -206,17 +293,17 @@ impl Locked<'_> {
         unsafe { tree::find(&root.tree, key) }
     }
 
-    fn entry_mut(&mut self, e: NonNull<Entry>) -> EntryMut<'_> {
+    fn entry_mut(&mut self, e: NonNull<Entry>) -> EntryMut<'_, M> {
         EntryMut {
             // SAFETY: `e` is an entry of this tree, allocated while the
             // lock is held; the EntryMut borrows the lock mutably, so no
             // other reference into the zone exists while it lives.
             entry: unsafe { &mut *e.as_ptr() },
-            pool: self.zone.pool,
+            mem: self.zone.mem,
         }
     }
 
-    pub fn find(&mut self, key: &StapleKey) -> Option<EntryMut<'_>> {
+    pub fn find(&mut self, key: &StapleKey) -> Option<EntryMut<'_, M>> {
         let e = self.lookup(key)?;
         Some(self.entry_mut(e))
     }
@@ -230,7 +317,7 @@ impl Locked<'_> {
         unsafe {
             ptr::write(p, Entry::new(*key, (*root).config_seq, dynamic, now));
             (*p).node.key = tree::tree_key(key);
-            ngx_rbtree_insert(&mut (*root).tree, &mut (*p).node);
+            self.zone.mem.tree_insert(&mut (*root).tree, &mut (*p).node);
             (*root).entries += 1;
             if dynamic {
                 (*root).dynamic_entries += 1;
@@ -241,7 +328,7 @@ impl Locked<'_> {
 
     /// The entry for `key`, created if missing, marked as part of the
     /// configuration `seq`.
-    pub fn register(&mut self, key: &StapleKey, seq: u64) -> Result<EntryMut<'_>, ZoneFull> {
+    pub fn register(&mut self, key: &StapleKey, seq: u64) -> Result<EntryMut<'_, M>, ZoneFull> {
         let e = match self.lookup(key) {
             Some(e) => {
                 // SAFETY: an entry of this tree, lock held; no other
@@ -288,7 +375,7 @@ impl Locked<'_> {
         let root = root as *mut Root;
         // SAFETY: the contract above; `root` is the zone's live root.
         unsafe {
-            ngx_rbtree_delete(&mut (*root).tree, &mut (*e).node);
+            self.zone.mem.tree_delete(&mut (*root).tree, &mut (*e).node);
             (*root).entries -= 1;
             if (*e).dynamic {
                 (*root).dynamic_entries -= 1;
@@ -350,7 +437,7 @@ impl Locked<'_> {
         key: &StapleKey,
         now: i64,
         max: usize,
-    ) -> Result<(EntryMut<'_>, bool), ZoneFull> {
+    ) -> Result<(EntryMut<'_, M>, bool), ZoneFull> {
         if let Some(e) = self.lookup(key) {
             let e = self.entry_mut(e);
             e.entry.last_used = now;
