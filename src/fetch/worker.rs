@@ -23,8 +23,6 @@ use crate::state::zone::{NotYet, Zone};
 /// notices a lease left by a dead worker, or work for a new certificate.
 const MAX_IDLE_SECS: i64 = 5;
 
-static mut TASK: Option<Task<()>> = None;
-
 /// A certificate of the configuration (lives as long as the cycle) or one
 /// met while serving (this worker holds it while it is in use).
 #[derive(Clone)]
@@ -56,24 +54,17 @@ fn alive(pid: i32) -> bool {
             || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
-/// Starts the worker's task (from init_process).
+/// Starts the worker's task (from init_process); dropping the handle
+/// cancels it and the fetches in flight.
 ///
 /// # Safety
 /// `ctx` is the cycle's context: it outlives the worker's event loop.
-pub unsafe fn start(ctx: *const StaplingContext, log: *mut ngx_log_t) {
-    let task = spawn(CatchPanic {
+#[must_use = "dropping the task cancels it"]
+pub unsafe fn start(ctx: *const StaplingContext, log: *mut ngx_log_t) -> Task<()> {
+    spawn(CatchPanic {
         inner: Box::pin(run(ctx, log)),
         log,
-    });
-    // SAFETY: the worker is single-threaded; nothing else touches TASK
-    // while init_process runs.
-    unsafe { *std::ptr::addr_of_mut!(TASK) = Some(task) };
-}
-
-/// Cancels the task (from exit_process): drops any fetch in flight.
-pub fn stop() {
-    // SAFETY: single-threaded worker; the task is not running now.
-    unsafe { *std::ptr::addr_of_mut!(TASK) = None };
+    })
 }
 
 enum Claim {

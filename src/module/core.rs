@@ -1,6 +1,7 @@
 //! The core module: its definition and directives (the main-context
 //! ones), the configuration-time hooks that take the servers over, the
-//! zone's init and the worker's start and exit.
+//! zone's init and the worker's start and exit (its fetch task belongs to
+//! the cycle's context), and the one way to that context, `context_of`.
 
 use std::ffi::{c_char, c_void};
 use std::ptr;
@@ -23,7 +24,7 @@ use super::{arg, command, discover};
 use crate::base::guard::guard;
 use crate::base::log::{log, log_crit};
 use crate::fetch::worker;
-use crate::state::registry::{self, Settings, StaplingContext};
+use crate::state::registry::{Settings, StaplingContext};
 use crate::state::zone;
 use crate::tls::callback;
 
@@ -263,33 +264,67 @@ unsafe fn init_zone_inner(shm: *mut ngx_shm_zone_t) -> ngx_int_t {
     }
 }
 
+/// The context of `cycle`'s configuration, the one way to it: this
+/// module's main configuration in the cycle's `conf_ctx` holds it (in the
+/// cycle's pool, dropped with it). None when nothing staples.
+///
+/// # Safety
+/// `cycle` is null or a cycle whose configuration this module took part
+/// in, alive while the returned reference is used.
+unsafe fn context_of(cycle: *mut ngx_cycle_t) -> Option<&'static StaplingContext> {
+    // SAFETY: the contract above: this module's slot in conf_ctx holds the
+    // MainConf create_conf made, whose ctx is null or the context.
+    unsafe {
+        if cycle.is_null() || (*cycle).conf_ctx.is_null() {
+            return None;
+        }
+        let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
+        if conf.is_null() || (*conf).ctx.is_null() {
+            return None;
+        }
+        Some(&*(*conf).ctx)
+    }
+}
+
+/// This process' context (the status page): its running cycle's.
+pub(super) fn current_context() -> Option<&'static StaplingContext> {
+    // SAFETY: ngx_cycle is the process' running cycle, set by nginx before
+    // any request is handled and alive while it is.
+    unsafe { context_of(nginx_sys::ngx_cycle) }
+}
+
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     guard(NGX_ERROR, || {
-        // SAFETY: nginx passes the worker's cycle; this module's slot in
-        // its conf_ctx holds the MainConf create_conf made, whose context
-        // (when there is one) lives in the cycle's pool as long as it.
-        let (ctx, log) = unsafe {
-            let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
-            if conf.is_null() || (*conf).ctx.is_null() {
-                return NGX_OK;
-            }
-            (&*(*conf).ctx, (*cycle).log)
+        // SAFETY: nginx passes the worker's cycle; its context lives in the
+        // cycle's pool as long as it.
+        let Some(ctx) = (unsafe { context_of(cycle) }) else {
+            return NGX_OK;
         };
+        // SAFETY: as above.
+        let log = unsafe { (*cycle).log };
         // nginx's cached clock still says when the master began reading
         // the configuration (tens of seconds ago with thousands of
         // servers): deadlines and timers set from it would be expired at
         // once.
         // SAFETY: updates nginx's cached time, in the worker's one thread.
         unsafe { nginx_sys::ngx_time_update() };
-        registry::set_current(ctx);
+        // The task belongs to the context, so it ends with its cycle.
         // SAFETY: the context outlives the worker's event loop (above).
-        unsafe { worker::start(ctx, log) };
+        ctx.fetch_task.replace(Some(unsafe { worker::start(ctx, log) }));
         NGX_OK
     })
 }
 
-unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    guard((), worker::stop);
+/// Ends the fetch task (and the fetches in flight) as the worker exits:
+/// nginx then checks that no connection is left open, before it frees the
+/// cycle's pool, and with it the context.
+unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+    guard((), || {
+        // SAFETY: nginx passes the worker's cycle.
+        if let Some(ctx) = unsafe { context_of(cycle) } {
+            drop(ctx.fetch_task.take());
+        }
+    })
 }
 
 static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
@@ -353,8 +388,11 @@ pub static mut ngx_ssl_stapling_module: ngx_module_t = ngx_module_t {
     ..ngx_module_t::default()
 };
 
-// What nginx's `load_module` reads (ngx::ngx_modules! takes one module).
-// nginx's own build system generates these itself.
+// What nginx's `load_module` reads: the module list, names and order.
+// Written out: ngx::ngx_modules! (ngx 0.5.1) declares several modules in
+// its pattern, but its count! helper fails on more than one ("unexpected
+// end of macro invocation": the trailing comma it passes itself). nginx's
+// own build system generates these itself.
 #[cfg(not(feature = "nginx-build"))]
 #[no_mangle]
 #[allow(non_upper_case_globals)]

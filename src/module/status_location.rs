@@ -13,7 +13,7 @@ use ngx::core::{Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use super::arg;
 use crate::base::guard::guard;
 use crate::state::certificate::StapleKey;
-use crate::state::registry::{self, RefreshTarget};
+use crate::state::registry::RefreshTarget;
 use crate::status::{collect, html, render};
 
 const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
@@ -138,7 +138,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
     let format = format_of(unsafe { (*r).args.as_bytes() }, accept.as_deref());
 
     let now = nginx_sys::ngx_time();
-    let page = match registry::current() {
+    let page = match super::core::current_context() {
         Some(ctx) => collect::collect(ctx, now),
         None => collect::Page {
             now,
@@ -193,7 +193,7 @@ fn refresh_now(args: &[u8]) -> (u32, String) {
             }
         }
     };
-    let done = match registry::current() {
+    let done = match super::core::current_context() {
         Some(ctx) => ctx.refresh_now(target, nginx_sys::ngx_time()),
         None => Default::default(),
     };

@@ -79,6 +79,7 @@ impl StaplingContext {
             zone_name: RefCell::new(String::new()),
             no_room: RefCell::new(HashSet::new()),
             wakeup: Wakeup::default(),
+            fetch_task: RefCell::new(None),
             http_servers: 0,
             stream_servers: 0,
         };

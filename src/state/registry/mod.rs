@@ -24,6 +24,7 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 
 use nginx_sys::{ngx_msec_t, ngx_resolver_t};
+use ngx::async_::Task;
 use openssl_sys as sys;
 
 use crate::ocsp::responder::ProxyUrl;
@@ -144,21 +145,9 @@ pub struct StaplingContext {
     pub stream_servers: usize,
     /// Wakes this worker's fetch loop (see `worker`).
     pub wakeup: Wakeup,
-}
-
-thread_local! {
-    /// The context of this worker's cycle, set when the worker starts.
-    static CURRENT: Cell<Option<&'static StaplingContext>> = const { Cell::new(None) };
-}
-
-/// This worker's context (for the status page); None in a worker of a
-/// configuration where nothing staples.
-pub fn current() -> Option<&'static StaplingContext> {
-    CURRENT.with(|c| c.get())
-}
-
-pub fn set_current(ctx: &'static StaplingContext) {
-    CURRENT.with(|c| c.set(Some(ctx)));
+    /// This worker's fetch task, from its start to its exit: dropped with
+    /// the context at the latest, which cancels it.
+    pub fetch_task: RefCell<Option<Task<()>>>,
 }
 
 impl StaplingContext {
