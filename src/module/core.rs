@@ -1,7 +1,7 @@
 //! The core module: its definition and directives (the main-context
 //! ones), the configuration-time hooks that take the servers over, the
 //! zone's init and the worker's start and exit (its fetch task belongs to
-//! the cycle's context), and the one way to that context, `context_of`.
+//! the cycle's context).
 
 use std::ffi::{c_char, c_void};
 use std::ptr;
@@ -13,6 +13,7 @@ use nginx_sys::{
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 
+use super::context::context_of;
 use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module};
 use super::main_directives::{
     set_dynamic_max, set_fetch_concurrency, set_fetch_timeout, set_max_age, set_max_size, set_refresh,
@@ -262,35 +263,6 @@ unsafe fn init_zone_inner(shm: *mut ngx_shm_zone_t) -> ngx_int_t {
             NGX_OK
         }
     }
-}
-
-/// The context of `cycle`'s configuration, the one way to it: this
-/// module's main configuration in the cycle's `conf_ctx` holds it (in the
-/// cycle's pool, dropped with it). None when nothing staples.
-///
-/// # Safety
-/// `cycle` is null or a cycle whose configuration this module took part
-/// in, alive while the returned reference is used.
-unsafe fn context_of(cycle: *mut ngx_cycle_t) -> Option<&'static StaplingContext> {
-    // SAFETY: the contract above: this module's slot in conf_ctx holds the
-    // MainConf create_conf made, whose ctx is null or the context.
-    unsafe {
-        if cycle.is_null() || (*cycle).conf_ctx.is_null() {
-            return None;
-        }
-        let conf = *(*cycle).conf_ctx.add(ngx_ssl_stapling_module.index) as *const MainConf;
-        if conf.is_null() || (*conf).ctx.is_null() {
-            return None;
-        }
-        Some(&*(*conf).ctx)
-    }
-}
-
-/// This process' context (the status page): its running cycle's.
-pub(super) fn current_context() -> Option<&'static StaplingContext> {
-    // SAFETY: ngx_cycle is the process' running cycle, set by nginx before
-    // any request is handled and alive while it is.
-    unsafe { context_of(nginx_sys::ngx_cycle) }
 }
 
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {

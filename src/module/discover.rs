@@ -34,7 +34,7 @@ fn str_of(s: &ngx_str_t) -> Option<String> {
 
 /// # Safety
 /// `cycle` is a cycle whose configuration has been parsed.
-unsafe fn module_by_name(cycle: *mut ngx_cycle_t, name: &CStr) -> Option<&'static ngx_module_t> {
+pub(super) unsafe fn module_by_name(cycle: *mut ngx_cycle_t, name: &CStr) -> Option<&'static ngx_module_t> {
     // SAFETY: the contract above: the cycle's module array has modules_n
     // entries, each a module with a C-string name.
     unsafe {

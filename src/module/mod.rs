@@ -1,6 +1,7 @@
 //! nginx's side of the module: definitions, directives, hooks, glue.
 
 pub mod conf_values;
+mod context;
 pub mod core;
 pub mod discover;
 pub mod http;

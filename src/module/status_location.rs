@@ -138,7 +138,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
     let format = format_of(unsafe { (*r).args.as_bytes() }, accept.as_deref());
 
     let now = nginx_sys::ngx_time();
-    let page = match super::core::current_context() {
+    let page = match super::context::current_context() {
         Some(ctx) => collect::collect(ctx, now),
         None => collect::Page {
             now,
@@ -193,7 +193,7 @@ fn refresh_now(args: &[u8]) -> (u32, String) {
             }
         }
     };
-    let done = match super::core::current_context() {
+    let done = match super::context::current_context() {
         Some(ctx) => ctx.refresh_now(target, nginx_sys::ngx_time()),
         None => Default::default(),
     };
