@@ -4,7 +4,7 @@
 
 use nginx_sys::ngx_cycle_t;
 
-use super::discover::module_by_name;
+use super::discover::conf_of;
 use super::main_directives::MainConf;
 use crate::state::registry::StaplingContext;
 
@@ -17,15 +17,11 @@ pub(super) unsafe fn context_of(cycle: *mut ngx_cycle_t) -> Option<&'static Stap
     // SAFETY: the contract above: the core module's slot in conf_ctx holds
     // the MainConf its create_conf made, whose ctx is null or the context.
     unsafe {
-        if cycle.is_null() || (*cycle).conf_ctx.is_null() {
+        if cycle.is_null() {
             return None;
         }
-        let module = module_by_name(cycle, c"ngx_ssl_stapling_module")?;
-        if module.index >= (*cycle).modules_n {
-            return None;
-        }
-        let conf = *(*cycle).conf_ctx.add(module.index) as *const MainConf;
-        if conf.is_null() || (*conf).ctx.is_null() {
+        let conf = conf_of(cycle, c"ngx_ssl_stapling_module")? as *const MainConf;
+        if (*conf).ctx.is_null() {
             return None;
         }
         Some(&*(*conf).ctx)

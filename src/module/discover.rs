@@ -34,7 +34,7 @@ fn str_of(s: &ngx_str_t) -> Option<String> {
 
 /// # Safety
 /// `cycle` is a cycle whose configuration has been parsed.
-pub(super) unsafe fn module_by_name(cycle: *mut ngx_cycle_t, name: &CStr) -> Option<&'static ngx_module_t> {
+unsafe fn module_by_name(cycle: *mut ngx_cycle_t, name: &CStr) -> Option<&'static ngx_module_t> {
     // SAFETY: the contract above: the cycle's module array has modules_n
     // entries, each a module with a C-string name.
     unsafe {
@@ -60,16 +60,25 @@ pub(super) unsafe fn module_by_name(cycle: *mut ngx_cycle_t, name: &CStr) -> Opt
 /// # Safety
 /// As for `module_by_name`.
 pub(crate) unsafe fn block_ctx(cycle: *mut ngx_cycle_t, block: &CStr) -> Option<*mut ngx_http_conf_ctx_t> {
+    // conf_ctx[index] of a block module holds its ctx
+    // (ngx_http_cycle_get_module_main_conf).
+    // SAFETY: as for `module_by_name`.
+    unsafe { conf_of(cycle, block) }.map(|c| c as *mut ngx_http_conf_ctx_t)
+}
+
+/// What the cycle's `conf_ctx` holds for the module named `name` (a core
+/// module's configuration, a block module's ctx), when it is not null.
+/// # Safety
+/// As for `module_by_name`.
+pub(super) unsafe fn conf_of(cycle: *mut ngx_cycle_t, name: &CStr) -> Option<*mut c_void> {
     // SAFETY: as for `module_by_name`; conf_ctx has an entry per module.
     unsafe {
-        let m = module_by_name(cycle, block)?;
+        let m = module_by_name(cycle, name)?;
         if (*cycle).conf_ctx.is_null() || m.index >= (*cycle).modules_n {
             return None;
         }
-        // conf_ctx[index] of a block module holds its ctx
-        // (ngx_http_cycle_get_module_main_conf).
-        let ctx = *(*cycle).conf_ctx.add(m.index) as *mut ngx_http_conf_ctx_t;
-        (!ctx.is_null()).then_some(ctx)
+        let conf = *(*cycle).conf_ctx.add(m.index) as *mut c_void;
+        (!conf.is_null()).then_some(conf)
     }
 }
 
