@@ -32,7 +32,7 @@ pub enum FetchError {
     #[error("out of memory")]
     NoMemory,
     #[error("{0}")]
-    TooLarge(String),
+    TooLarge(#[from] crate::state::registry::TooLarge),
     #[error("through proxy {0}: {1}")]
     Proxy(String, Box<FetchError>),
     #[error("proxy {proxy} answered HTTP status {code}{}", proxy_reason(*.code))]

@@ -16,12 +16,29 @@ use nginx_sys::{
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NetError {
-    #[error("connect() to {0}")]
+    /// The peer (its name) has an address longer than a socklen_t.
+    #[error("connect() to {0}: bad address")]
+    BadAddress(String),
+    /// nginx could not make the connection (it logged why).
+    #[error("connect() to {0} failed")]
     Connect(String),
+    /// The socket's error after connecting (an errno).
+    #[error("connect() to {peer} failed ({code}: {})", os_text(*.code))]
+    Refused { peer: String, code: i32 },
     #[error("timed out")]
     TimedOut,
+    /// Which step failed: nginx logged why.
     #[error("connection error ({0})")]
-    Io(String),
+    Io(&'static str),
+}
+
+/// The system's text for `code`, without Rust's "(os error N)".
+fn os_text(code: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    match text.split_once(" (os error") {
+        Some((head, _)) => head.to_string(),
+        None => text,
+    }
 }
 
 /// A deadline on nginx's millisecond clock.
@@ -96,7 +113,7 @@ impl Connection {
             data: state.name_buf.as_mut_ptr(),
         };
         let Ok(len) = socklen_t::try_from(addr.len()) else {
-            return Err(NetError::Connect(format!("{name}: bad address")));
+            return Err(NetError::BadAddress(name.to_string()));
         };
         let mut sa = addr.to_vec();
 
@@ -115,7 +132,7 @@ impl Connection {
         // connection.
         let rc = unsafe { ngx_event_connect_peer(&mut pc) };
         let Some(c) = NonNull::new(pc.connection) else {
-            return Err(NetError::Connect(format!("{name} failed")));
+            return Err(NetError::Connect(name.to_string()));
         };
         let mut conn = Connection { c, state };
         let cp = c.as_ptr();
@@ -133,7 +150,7 @@ impl Connection {
         }
 
         if rc != 0 && rc != NGX_AGAIN as isize {
-            return Err(NetError::Connect(format!("{name} failed")));
+            return Err(NetError::Connect(name.to_string()));
         }
         // nginx keeps pointing at pc.sockaddr (our `sa`) while connecting.
         let r = conn.wait_writable(deadline).await;
@@ -154,10 +171,10 @@ impl Connection {
         };
         if got == -1 || err != 0 {
             let code = if err != 0 { err } else { libc::EIO };
-            let e = std::io::Error::from_raw_os_error(code);
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            return Err(NetError::Connect(format!("{name} failed ({code}: {text})")));
+            return Err(NetError::Refused {
+                peer: name.to_string(),
+                code,
+            });
         }
         Ok(conn)
     }
@@ -224,7 +241,7 @@ impl Connection {
                         }
                     } != 0;
                     if failed {
-                        return Poll::Ready(Err(NetError::Io(if write { "send" } else { "recv" }.into())));
+                        return Poll::Ready(Err(NetError::Io(if write { "send" } else { "recv" })));
                     }
                 }
             }
@@ -257,7 +274,7 @@ impl Connection {
             }
             // SAFETY: c is live while the connection is.
             let Some(send) = (unsafe { (*c).send }) else {
-                return Step::Done(Err(NetError::Io("no send".into())));
+                return Step::Done(Err(NetError::Io("no send")));
             };
             // SAFETY: nginx's send handler, with a buffer of data.len() bytes.
             let n = unsafe { send(c, data.as_ptr().cast_mut(), data.len()) };
@@ -266,7 +283,7 @@ impl Connection {
             } else if n == NGX_AGAIN as isize {
                 return Step::Again;
             } else {
-                return Step::Done(Err(NetError::Io("send() failed".into())));
+                return Step::Done(Err(NetError::Io("send() failed")));
             }
         })
         .await
@@ -277,7 +294,7 @@ impl Connection {
         self.io(false, deadline, |c, _| {
             // SAFETY: c is live while the connection is.
             let Some(recv) = (unsafe { (*c).recv }) else {
-                return Step::Done(Err(NetError::Io("no recv".into())));
+                return Step::Done(Err(NetError::Io("no recv")));
             };
             // SAFETY: nginx's recv handler, with a buffer of buf.len() bytes.
             let n = unsafe { recv(c, buf.as_mut_ptr(), buf.len()) };
@@ -286,7 +303,7 @@ impl Connection {
             } else if n == NGX_AGAIN as isize {
                 Step::Again
             } else {
-                Step::Done(Err(NetError::Io("recv() failed".into())))
+                Step::Done(Err(NetError::Io("recv() failed")))
             }
         })
         .await
@@ -311,5 +328,27 @@ impl Drop for Connection {
             (*c).data = ptr::null_mut();
             ngx_close_connection(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NetError;
+
+    #[test]
+    fn errors_read_as_nginx_logs_them() {
+        let refused = NetError::Refused {
+            peer: "127.0.0.1:8081".into(),
+            code: libc::ECONNREFUSED,
+        };
+        assert_eq!(
+            refused.to_string(),
+            "connect() to 127.0.0.1:8081 failed (111: Connection refused)"
+        );
+        assert_eq!(NetError::Io("send").to_string(), "connection error (send)");
+        assert_eq!(
+            NetError::Connect("ocsp.example:80".into()).to_string(),
+            "connect() to ocsp.example:80 failed"
+        );
     }
 }

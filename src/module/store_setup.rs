@@ -10,6 +10,42 @@ use crate::state::store::{self, kv, StapleStore};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why the http and stream blocks' `ssl_stapling_store` make no store.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StoreConfError {
+    #[error(
+        "\"ssl_stapling_store\" names another Redis store in http than in stream: \
+         there is one store, name the same (with the same parameters) or only one"
+    )]
+    TwoRedis,
+    #[error(
+        "\"ssl_stapling_store\" names Redis in one of http and stream and a \
+         directory in the other: there is one store, name the same or only one"
+    )]
+    RedisAndDir,
+    #[error(
+        "\"ssl_stapling_store\" is \"{http}\"{http_shared} in http and \"{stream}\"{stream_shared} in stream: \
+         there is one store, name the same directory (and \"shared\" or not) or only one"
+    )]
+    TwoDirs {
+        http: String,
+        http_shared: &'static str,
+        stream: String,
+        stream_shared: &'static str,
+    },
+    #[error("ssl_stapling_store: {0}")]
+    Redis(#[from] kv::SetupError),
+}
+
+/// How the error above shows a directory's "shared".
+fn shared_word(shared: bool) -> &'static str {
+    if shared {
+        " shared"
+    } else {
+        ""
+    }
+}
+
 /// The store `ssl_stapling_store` names in the http and stream blocks
 /// (the same one, or only one of them), prepared for the workers: created
 /// if missing, checked writable by the worker user. A store the workers
@@ -21,7 +57,7 @@ use std::time::Duration;
 pub(super) unsafe fn store_of(
     cycle: *mut ngx_cycle_t,
     timeout: Duration,
-) -> Result<Option<Arc<dyn StapleStore>>, String> {
+) -> Result<Option<Arc<dyn StapleStore>>, StoreConfError> {
     let block = |name: &std::ffi::CStr, index: ngx_uint_t| -> StoreSetting {
         // SAFETY: the contract above: a block's main_conf array holds each
         // of its modules' main configuration, ours a BlockConf.
@@ -50,31 +86,23 @@ pub(super) unsafe fn store_of(
     let stream = block(c"ngx_stream_module", stream_index);
     let (dir, shared) = match (http, stream) {
         (StoreSetting::Redis(a), StoreSetting::Redis(b)) if a != b => {
-            return Err(
-                "\"ssl_stapling_store\" names another Redis store in http than in stream: \
-                 there is one store, name the same (with the same parameters) or only one"
-                    .into(),
-            );
+            return Err(StoreConfError::TwoRedis);
         }
         (StoreSetting::Redis(_), StoreSetting::Dir(..)) | (StoreSetting::Dir(..), StoreSetting::Redis(_)) => {
-            return Err(
-                "\"ssl_stapling_store\" names Redis in one of http and stream and a \
-                 directory in the other: there is one store, name the same or only one"
-                    .into(),
-            );
+            return Err(StoreConfError::RedisAndDir);
         }
         (StoreSetting::Redis(r), _) | (_, StoreSetting::Redis(r)) => {
-            let store = kv::RedisStore::new(&r, timeout).map_err(|e| format!("ssl_stapling_store: {e}"))?;
-            return Ok(Some(Arc::new(store)));
+            return Ok(Some(Arc::new(kv::RedisStore::new(&r, timeout)?)));
         }
-        (StoreSetting::Dir(a, x), StoreSetting::Dir(b, y)) if a != b || x != y => {
-            let shared = |s: bool| if s { " shared" } else { "" };
-            return Err(format!(
-                "\"ssl_stapling_store\" is \"{a}\"{} in http and \"{b}\"{} in stream: \
-                 there is one store, name the same directory (and \"shared\" or not) or only one",
-                shared(x),
-                shared(y)
-            ));
+        (StoreSetting::Dir(http, http_shared), StoreSetting::Dir(stream, stream_shared))
+            if http != stream || http_shared != stream_shared =>
+        {
+            return Err(StoreConfError::TwoDirs {
+                http,
+                http_shared: shared_word(http_shared),
+                stream,
+                stream_shared: shared_word(stream_shared),
+            });
         }
         (StoreSetting::Dir(a, shared), _) | (_, StoreSetting::Dir(a, shared)) => (a, shared),
         _ => return Ok(None),

@@ -126,9 +126,59 @@ pub enum Displaced {
     /// That holder's lease, with a deadline further ahead than any lease
     /// this module writes (a clock far off, a bug, or a hostile writer).
     TooFarAhead { by: String, until: f64 },
-    /// Something that is no lease: why (a directory, a FIFO, a link,
+    /// Something that is no lease: what (a directory, a FIFO, a link,
     /// garbage, ...).
-    NotALease(String),
+    NotALease(NotALease),
+}
+
+/// What a lease file holds when it is no lease.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotALease {
+    #[error("{0}")]
+    Refused(#[from] Refused),
+    #[error("it is empty")]
+    Empty,
+    #[error("its {0} bytes are not \"<host> <pid> <deadline>\"")]
+    Garbage(usize),
+    /// A Redis lease key whose value is no holder.
+    #[error("its {0} bytes are not \"<host> <pid>\"")]
+    BadHolder(usize),
+    /// A Redis lease key without a time to live.
+    #[error("the lease of {0} never expires")]
+    NeverExpires(String),
+    /// A Redis lease key of another type.
+    #[error("it is not a string")]
+    NotAString,
+}
+
+/// Why the store does not read a file at all.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("it is a symbolic link, not followed")]
+    Link,
+    #[error("it is {0}, not a regular file")]
+    NotAFile(&'static str),
+    #[error("it is {len} bytes, larger than any file the store reads there ({max} bytes)")]
+    TooLarge { len: u64, max: u64 },
+    #[error("it grew past {0} bytes while read")]
+    Grew(u64),
+}
+
+/// Why `prepare` cannot make a directory the store.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("it is in {0}, a file system of the kernel's where no file can be kept")]
+    KernelFileSystem(&'static str),
+    #[error("it is not a directory")]
+    NotADirectory,
+    #[error("cannot create it: {0}")]
+    Create(io::Error),
+    #[error("cannot chown it: {0}")]
+    Chown(io::Error),
+    #[error("cannot stat it: {0}")]
+    Stat(io::Error),
+    #[error("the worker processes cannot write to it: {0}")]
+    NotWritable(io::Error),
 }
 
 /// What `take_lease` found.
@@ -155,19 +205,19 @@ fn parse_lease(text: &str) -> Option<(String, f64)> {
 }
 
 /// What a lease file holds: a lease, or why it is none.
-fn read_lease(path: &Path) -> io::Result<Result<(String, f64), String>> {
-    let bytes = match read_file_max(path, MAX_LEASE_FILE) {
+fn read_lease(path: &Path) -> io::Result<Result<(String, f64), NotALease>> {
+    let bytes = match read_bounded(path, MAX_LEASE_FILE) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(Err(e.to_string())),
-        Err(e) => return Err(e),
+        Err(Unread::Refused(why)) => return Ok(Err(why.into())),
+        Err(Unread::Io(e)) => return Err(e),
     };
     if bytes.is_empty() {
-        return Ok(Err("it is empty".into()));
+        return Ok(Err(NotALease::Empty));
     }
     Ok(std::str::from_utf8(&bytes)
         .ok()
         .and_then(parse_lease)
-        .ok_or_else(|| format!("its {} bytes are not \"<host> <pid> <deadline>\"", bytes.len())))
+        .ok_or(NotALease::Garbage(bytes.len())))
 }
 
 /// Removes whatever is at `path`: a file, a link (not followed), or a
@@ -296,7 +346,7 @@ impl Store {
                     });
                 }
                 Ok((by, _)) => Some(Displaced::Expired { by }),
-                Err(why) if why == "it is empty" && young(&path, now) => {
+                Err(NotALease::Empty) if young(&path, now) => {
                     return Ok(StoreLease::Held {
                         by: "an instance writing its lease".into(),
                         until: now + 1,
@@ -434,19 +484,33 @@ const MAX_FILE: u64 = crate::ocsp::responder::MAX_BODY as u64;
 /// following a symbolic link, without blocking (a FIFO), only a regular
 /// file of at most `MAX_FILE` bytes. The error says what the file is.
 pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
-    read_file_max(path, MAX_FILE)
+    read_bounded(path, MAX_FILE).map_err(|e| match e {
+        Unread::Refused(why) => io::Error::new(io::ErrorKind::InvalidData, why),
+        Unread::Io(e) => e,
+    })
+}
+
+/// Why `read_bounded` returned no content.
+enum Unread {
+    Refused(Refused),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Unread {
+    fn from(e: io::Error) -> Unread {
+        Unread::Io(e)
+    }
 }
 
 /// `read_file` with another bound: `max` bytes.
-fn read_file_max(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let refuse = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Unread> {
     let mut f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => refuse("it is a symbolic link, not followed".into()),
-            _ => e,
+            Some(libc::ELOOP) => Unread::Refused(Refused::Link),
+            _ => Unread::Io(e),
         })?;
     let meta = f.metadata()?;
     if !meta.file_type().is_file() {
@@ -456,21 +520,18 @@ fn read_file_max(path: &Path, max: u64) -> io::Result<Vec<u8>> {
             t if std::os::unix::fs::FileTypeExt::is_socket(&t) => "a socket",
             t if std::os::unix::fs::FileTypeExt::is_char_device(&t) => "a character device",
             t if std::os::unix::fs::FileTypeExt::is_block_device(&t) => "a block device",
-            _ => "not a regular file",
+            _ => "something else",
         };
-        return Err(refuse(format!("it is {kind}, not a regular file")));
+        return Err(Unread::Refused(Refused::NotAFile(kind)));
     }
     if meta.len() > max {
-        return Err(refuse(format!(
-            "it is {} bytes, larger than any file the store reads there ({max} bytes)",
-            meta.len()
-        )));
+        return Err(Unread::Refused(Refused::TooLarge { len: meta.len(), max }));
     }
     let mut der = Vec::with_capacity(meta.len() as usize);
     // Bounded even if the file grows meanwhile.
     (&mut f).take(max + 1).read_to_end(&mut der)?;
     if der.len() as u64 > max {
-        return Err(refuse(format!("it grew past {max} bytes while read")));
+        return Err(Unread::Refused(Refused::Grew(max)));
     }
     Ok(der)
 }
@@ -488,36 +549,36 @@ fn young(path: &Path, now: i64) -> bool {
 /// can write `dir`: creates it (mode 0700, owned by them) when missing, then
 /// creates and removes a probe file with their identity. Runs in the master
 /// at configuration time; the error says what is wrong, once.
-pub fn prepare(dir: &Path, worker: Option<(libc::uid_t, libc::gid_t)>) -> Result<(), String> {
+pub fn prepare(dir: &Path, worker: Option<(libc::uid_t, libc::gid_t)>) -> Result<(), PrepareError> {
     if let Some(fs_name) = kernel_file_system(dir) {
-        return Err(format!(
-            "it is in {fs_name}, a file system of the kernel's where no file can be kept"
-        ));
+        return Err(PrepareError::KernelFileSystem(fs_name));
     }
     match fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => return Err("it is not a directory".into()),
+        Ok(m) if !m.is_dir() => return Err(PrepareError::NotADirectory),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::DirBuilder::new()
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| format!("cannot create it: {e}"))?;
+                .map_err(PrepareError::Create)?;
             if let Some((uid, gid)) = worker {
-                let c = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+                // A path with a NUL byte could not have been created above.
+                let c = CString::new(dir.as_os_str().as_bytes())
+                    .map_err(|e| PrepareError::Chown(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
                 // SAFETY: a valid C path.
                 if unsafe { libc::chown(c.as_ptr(), uid, gid) } != 0 {
-                    return Err(format!("cannot chown it: {}", io::Error::last_os_error()));
+                    return Err(PrepareError::Chown(io::Error::last_os_error()));
                 }
             }
         }
-        Err(e) => return Err(format!("cannot stat it: {e}")),
+        Err(e) => return Err(PrepareError::Stat(e)),
     }
     as_worker(worker, || {
         let probe = dir.join(format!(".probe{TEMP_MARK}{}", std::process::id()));
         fs::File::create(&probe)?;
         fs::remove_file(&probe)
     })
-    .map_err(|e| format!("the worker processes cannot write to it: {e}"))
+    .map_err(PrepareError::NotWritable)
 }
 
 /// The kernel's own file system `dir` is in (/proc, /sys), if it is.

@@ -32,7 +32,7 @@ enum FileError {
     #[error("{0}")]
     Check(#[from] crate::ocsp::response::OcspError),
     #[error("{0}")]
-    TooLarge(String),
+    TooLarge(#[from] super::TooLarge),
 }
 
 /// A `ssl_stapling_file` checked as nginx does (no signature check), with

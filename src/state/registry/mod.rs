@@ -78,10 +78,17 @@ pub const DEFAULT_REFRESH_MIN_INTERVAL: i64 = 10;
 /// nginx's built-in stapling reads a response into one 16 KB buffer.
 pub const DEFAULT_MAX_STAPLE_BYTES: usize = 16 * 1024;
 
+/// A response too large to staple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("OCSP response of {len} bytes is larger than ssl_stapling_max_size ({max} bytes)")]
+pub struct TooLarge {
+    pub len: usize,
+    pub max: usize,
+}
+
 /// Why a response is too large to staple, or nothing.
-pub fn size_problem(len: usize, max: usize) -> Option<String> {
-    (len > max)
-        .then(|| format!("OCSP response of {len} bytes is larger than ssl_stapling_max_size ({max} bytes)"))
+pub fn size_problem(len: usize, max: usize) -> Option<TooLarge> {
+    (len > max).then_some(TooLarge { len, max })
 }
 
 impl Settings {

@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use nginx_sys::ngx_log_t;
 
-use super::{size_problem, StaplingContext};
+use super::{size_problem, StaplingContext, TooLarge};
 use crate::base::log::{log_info, log_warn};
-use crate::ocsp::response::{check_response, peek_next_update, CertStatus, CheckedResponse};
+use crate::ocsp::response::{check_response, peek_next_update, CertStatus, CheckedResponse, OcspError};
 use crate::state::certificate::{Certificate, StapleKey};
 use crate::state::store::StapleStore;
 
@@ -184,9 +184,9 @@ impl StaplingContext {
     }
 
     /// A stored response checked for `cert`'s staple as a fetched one is.
-    pub fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, String> {
+    pub fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, Unusable> {
         if let Some(why) = size_problem(der.len(), self.settings.max_staple_bytes) {
-            return Err(why);
+            return Err(why.into());
         }
         match check_response(
             der,
@@ -194,15 +194,25 @@ impl StaplingContext {
             &cert.signature_check(),
             now,
             &self.settings.time,
-        ) {
-            Err(e) => Err(e.to_string()),
-            Ok(r) if r.status == CertStatus::Revoked && !self.settings.serve_revoked => {
-                Err("the certificate is revoked".to_string())
-            }
-            Ok(r) if r.status == CertStatus::Unknown => Err("certificate status \"unknown\"".to_string()),
-            Ok(r) => Ok(r),
+        )? {
+            r if r.status == CertStatus::Revoked && !self.settings.serve_revoked => Err(Unusable::Revoked),
+            r if r.status == CertStatus::Unknown => Err(Unusable::Unknown),
+            r => Ok(r),
         }
     }
+}
+
+/// Why a stored response is not served.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    #[error("{0}")]
+    TooLarge(#[from] TooLarge),
+    #[error("{0}")]
+    Check(#[from] OcspError),
+    #[error("the certificate is revoked")]
+    Revoked,
+    #[error("certificate status \"unknown\"")]
+    Unknown,
 }
 
 /// A store file's content, or one warning saying why it cannot be read.

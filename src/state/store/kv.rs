@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError};
 
-use super::{Displaced, Persist, StapleStore, StoreLease, MAX_LEASE_AHEAD_SECS};
+use super::{Displaced, NotALease, Persist, StapleStore, StoreLease, MAX_LEASE_AHEAD_SECS};
 use crate::state::certificate::StapleKey;
 
 /// The key prefix unless `prefix=` says otherwise.
@@ -66,14 +66,34 @@ pub struct RedisStore {
     idle: Mutex<Vec<Connection>>,
 }
 
+/// Why a Redis store cannot be set up (never with a credential in it).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The client's reason, with any password in the URL masked.
+    #[error("invalid Redis URL: {0}")]
+    Url(String),
+    #[error("invalid Redis URL: only redis:// and rediss:// are supported")]
+    Scheme,
+    #[error("cannot read the password file \"{file}\": {source}")]
+    PasswordFile { file: String, source: std::io::Error },
+    #[error("the password file \"{0}\" is empty")]
+    EmptyPassword(String),
+    #[error("cannot read the CA file \"{file}\": {source}")]
+    CaFile { file: String, source: std::io::Error },
+    #[error("the CA file \"{file}\" cannot be used: {source}")]
+    CaUnusable { file: String, source: redis::RedisError },
+    #[error("\"ca=\" is for rediss:// URLs (TLS)")]
+    CaWithoutTls,
+}
+
 /// The URL's parts, or why it is not one.
-pub fn parse_url(url: &str) -> Result<ConnectionInfo, String> {
+pub fn parse_url(url: &str) -> Result<ConnectionInfo, SetupError> {
     let info = url
         .into_connection_info()
-        .map_err(|e| format!("invalid Redis URL: {}", without_credentials(&e.to_string(), url)))?;
+        .map_err(|e| SetupError::Url(without_credentials(&e.to_string(), url)))?;
     match info.addr {
         ConnectionAddr::Tcp(..) | ConnectionAddr::TcpTls { .. } => Ok(info),
-        _ => Err("invalid Redis URL: only redis:// and rediss:// are supported".into()),
+        _ => Err(SetupError::Scheme),
     }
 }
 
@@ -97,14 +117,16 @@ fn shown(info: &ConnectionInfo) -> String {
 impl RedisStore {
     /// The store `setting` names, with the password from its file if it
     /// has one; calls bounded by `timeout`. Makes no connection.
-    pub fn new(setting: &RedisSetting, timeout: Duration) -> Result<RedisStore, String> {
+    pub fn new(setting: &RedisSetting, timeout: Duration) -> Result<RedisStore, SetupError> {
         let mut info = parse_url(&setting.url)?;
         if let Some(file) = &setting.password_file {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read the password file \"{file}\": {e}"))?;
+            let text = std::fs::read_to_string(file).map_err(|source| SetupError::PasswordFile {
+                file: file.clone(),
+                source,
+            })?;
             let password = text.lines().next().unwrap_or("").trim_end_matches('\r');
             if password.is_empty() {
-                return Err(format!("the password file \"{file}\" is empty"));
+                return Err(SetupError::EmptyPassword(file.clone()));
             }
             info.redis.password = Some(password.to_string());
         }
@@ -117,17 +139,21 @@ impl RedisStore {
         }
         let client = match &setting.ca_file {
             Some(file) if tls => {
-                let pem =
-                    std::fs::read(file).map_err(|e| format!("cannot read the CA file \"{file}\": {e}"))?;
+                let pem = std::fs::read(file).map_err(|source| SetupError::CaFile {
+                    file: file.clone(),
+                    source,
+                })?;
                 let certs = redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem),
                 };
-                Client::build_with_tls(info, certs)
-                    .map_err(|e| format!("the CA file \"{file}\" cannot be used: {e}"))?
+                Client::build_with_tls(info, certs).map_err(|source| SetupError::CaUnusable {
+                    file: file.clone(),
+                    source,
+                })?
             }
-            Some(_) => return Err("\"ca=\" is for rediss:// URLs (TLS)".into()),
-            None => Client::open(info).map_err(|e| format!("invalid Redis URL: {}", e.category()))?,
+            Some(_) => return Err(SetupError::CaWithoutTls),
+            None => Client::open(info).map_err(|e| SetupError::Url(e.category().to_string()))?,
         };
         Ok(RedisStore {
             client,
@@ -295,7 +321,7 @@ impl StapleStore for RedisStore {
                                 });
                             }
                             Some(if pttl < 0 {
-                                Displaced::NotALease(format!("the lease of {by} never expires"))
+                                Displaced::NotALease(NotALease::NeverExpires(by.to_string()))
                             } else {
                                 Displaced::TooFarAhead {
                                     by: by.to_string(),
@@ -303,13 +329,10 @@ impl StapleStore for RedisStore {
                                 }
                             })
                         }
-                        _ => Some(Displaced::NotALease(format!(
-                            "its {} bytes are not \"<host> <pid>\"",
-                            v.len()
-                        ))),
+                        _ => Some(Displaced::NotALease(NotALease::BadHolder(v.len()))),
                     },
                     Err(e) if e.kind() == redis::ErrorKind::TypeError || e.code() == Some("WRONGTYPE") => {
-                        Some(Displaced::NotALease("it is not a string".into()))
+                        Some(Displaced::NotALease(NotALease::NotAString))
                     }
                     Err(e) => return Err(e),
                 };
@@ -377,8 +400,8 @@ mod tests {
         assert_eq!(info.redis.password.as_deref(), Some("s3cret"));
         assert_eq!(shown(&parse_url("redis://h").unwrap()), "redis://h:6379/0");
         assert!(parse_url("http://h:1").is_err());
-        assert!(parse_url("unix:///tmp/x").unwrap_err().contains("only redis://"));
-        let e = parse_url("redis://u:pw@h:notaport").unwrap_err();
+        assert!(matches!(parse_url("unix:///tmp/x"), Err(SetupError::Scheme)));
+        let e = parse_url("redis://u:pw@h:notaport").unwrap_err().to_string();
         assert!(!e.contains("pw"), "{e}");
     }
 
@@ -394,11 +417,15 @@ mod tests {
         let e = RedisStore::new(&setting("redis://h", Some("/nonexistent")), t)
             .err()
             .unwrap();
-        assert!(e.contains("is for rediss://"), "{e}");
+        assert!(matches!(e, SetupError::CaWithoutTls), "{e}");
         let e = RedisStore::new(&setting("rediss://h", Some("/nonexistent")), t)
             .err()
             .unwrap();
-        assert!(e.contains("cannot read the CA file \"/nonexistent\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("cannot read the CA file \"/nonexistent\": "),
+            "{e}"
+        );
         let s = RedisStore::new(&setting("rediss://u:pw@h:7000/3", None), t)
             .ok()
             .unwrap();

@@ -73,14 +73,15 @@ fn hostile_files_are_refused_without_blocking() {
 #[test]
 fn prepare_names_proc() {
     let e = prepare(Path::new("/proc/self"), None).unwrap_err();
-    assert!(e.contains("it is in /proc"), "{e}");
+    assert!(matches!(e, PrepareError::KernelFileSystem("/proc")), "{e}");
+    assert!(e.to_string().starts_with("it is in /proc, "), "{e}");
 }
 
 #[test]
 fn prepare_refuses_a_file() {
     let dir = tmpdir("file");
     fs::write(&dir, b"x").unwrap();
-    assert!(prepare(&dir, None).unwrap_err().contains("not a directory"));
+    assert!(matches!(prepare(&dir, None), Err(PrepareError::NotADirectory)));
     fs::remove_file(&dir).unwrap();
 }
 
@@ -124,7 +125,7 @@ fn lease_files() {
     fs::write(dir.join(format!("{key}.lease")), "garbage").unwrap();
     assert!(matches!(
         store.take_lease(&key, "d 4", 160, 210).unwrap(),
-        StoreLease::Taken { displaced: Some(Displaced::NotALease(why)) } if why.contains("not \"<host> <pid> <deadline>\"")
+        StoreLease::Taken { displaced: Some(Displaced::NotALease(why)) } if why == NotALease::Garbage(7)
     ));
     // A lease file is not a staple file.
     assert!(store.list().unwrap().is_empty());
@@ -235,7 +236,7 @@ fn lease_files_that_are_not_leases() {
         match take() {
             StoreLease::Taken {
                 displaced: Some(Displaced::NotALease(why)),
-            } => assert!(why.contains(said), "{what}: {why}"),
+            } => assert!(why.to_string().contains(said), "{what}: {why}"),
             other => panic!("{what}: {other:?}"),
         }
         assert!(left_behind().is_empty(), "{what}: {:?}", left_behind());
