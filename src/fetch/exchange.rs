@@ -2,12 +2,12 @@
 //! resolver; IP literals need none), connect to each address in turn,
 //! send the request, read a bounded response, check it like nginx does.
 
-use nginx_sys::{ngx_create_pool, ngx_destroy_pool, ngx_log_t, ngx_msec_t, ngx_str_t};
+use nginx_sys::{ngx_create_pool, ngx_destroy_pool, ngx_msec_t, ngx_str_t};
 use ngx::async_::resolver::Resolver;
 use ngx::core::Pool;
 use openssl::ocsp::OcspRequest;
 
-use crate::base::log::log_info;
+use crate::base::log::{log_info, Log};
 use crate::fetch::net::{Connection, Deadline, NetError};
 use crate::ocsp::responder::{build_request, HttpError, ProxyUrl, ResponderUrl, ResponseReader};
 use crate::ocsp::response::{
@@ -111,11 +111,7 @@ fn socket_addr_of(sa: &[u8]) -> Option<std::net::SocketAddr> {
     None
 }
 
-async fn targets(
-    url: &ResponderUrl,
-    plan: &FetchPlan,
-    log: *mut ngx_log_t,
-) -> Result<Vec<Target>, FetchError> {
+async fn targets(url: &ResponderUrl, plan: &FetchPlan, log: Log) -> Result<Vec<Target>, FetchError> {
     if let Some(ip) = url.ip {
         let sa = std::net::SocketAddr::new(ip, url.port);
         return Ok(vec![Target {
@@ -128,7 +124,7 @@ async fn targets(
     };
     // SAFETY: a fresh pool, destroyed when `_guard` drops, after every use
     // of the addresses allocated in it.
-    let raw = unsafe { ngx_create_pool(4096, log) };
+    let raw = unsafe { ngx_create_pool(4096, log.as_ptr()) };
     if raw.is_null() {
         return Err(FetchError::NoMemory);
     }
@@ -184,11 +180,7 @@ pub struct FetchJob<'a> {
 /// Fetches and checks one staple: from each responder of the plan in
 /// turn until one gives a response that passes the checks, all within one
 /// deadline. `now` is read after a response arrives.
-pub async fn fetch(
-    job: FetchJob<'_>,
-    timeout_ms: ngx_msec_t,
-    log: *mut ngx_log_t,
-) -> Result<Fetched, FetchError> {
+pub async fn fetch(job: FetchJob<'_>, timeout_ms: ngx_msec_t, log: Log) -> Result<Fetched, FetchError> {
     let id = job.status_id.cert_id().ok_or(FetchError::Request)?;
     let mut req = OcspRequest::new().map_err(|_| FetchError::Request)?;
     req.add_id(id).map_err(|_| FetchError::Request)?;
@@ -230,7 +222,7 @@ async fn fetch_from(
     url: &ResponderUrl,
     der: &[u8],
     deadline: Deadline,
-    log: *mut ngx_log_t,
+    log: Log,
 ) -> Result<CheckedResponse, FetchError> {
     let proxy = job.plan.proxy.as_ref();
     let request = build_request(url, der, &user_agent(), proxy);
@@ -293,7 +285,7 @@ fn via(proxy: Option<&ProxyUrl>, e: FetchError) -> FetchError {
 async fn exchange(
     target: &Target,
     request: &[u8],
-    log: *mut ngx_log_t,
+    log: Log,
     deadline: Deadline,
 ) -> Result<Vec<u8>, FetchError> {
     // SAFETY: `log` is the cycle's log, alive longer than any fetch.

@@ -8,10 +8,11 @@ use std::future::poll_fn;
 use std::ptr::{self, NonNull};
 use std::task::{Poll, Waker};
 
+use crate::base::log::Log;
 use nginx_sys::{
     ngx_close_connection, ngx_connection_t, ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t,
-    ngx_handle_read_event, ngx_handle_write_event, ngx_log_t, ngx_msec_t, ngx_peer_connection_t, ngx_str_t,
-    socklen_t, NGX_AGAIN,
+    ngx_handle_read_event, ngx_handle_write_event, ngx_msec_t, ngx_peer_connection_t, ngx_str_t, socklen_t,
+    NGX_AGAIN,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -100,7 +101,7 @@ impl Connection {
     pub async unsafe fn connect(
         addr: &[u8],
         name: &str,
-        log: *mut ngx_log_t,
+        log: Log,
         deadline: Deadline,
     ) -> Result<Connection, NetError> {
         let mut state = Box::new(IoState {
@@ -124,7 +125,7 @@ impl Connection {
         pc.socklen = len;
         pc.name = &mut state.name;
         pc.get = Some(ngx_event_get_peer);
-        pc.log = log;
+        pc.log = log.as_ptr();
         pc.set_log_error(1); // NGX_ERROR_ERR
 
         // SAFETY: `pc` is complete; its sockaddr (`sa`) lives until the
@@ -140,11 +141,11 @@ impl Connection {
         // its data points at our IoState, boxed as long as `conn` lives.
         unsafe {
             (*cp).data = (&mut *conn.state as *mut IoState).cast();
-            (*cp).log = log;
+            (*cp).log = log.as_ptr();
             (*(*cp).read).handler = Some(on_event);
             (*(*cp).write).handler = Some(on_event);
-            (*(*cp).read).log = log;
-            (*(*cp).write).log = log;
+            (*(*cp).read).log = log.as_ptr();
+            (*(*cp).write).log = log.as_ptr();
             (*(*cp).read).set_cancelable(1);
             (*(*cp).write).set_cancelable(1);
         }

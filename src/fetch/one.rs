@@ -2,9 +2,9 @@
 //! answer (or failure) does to the zone's entry and the schedule. Returns
 //! what the store is to do with the staple.
 
-use nginx_sys::{ngx_log_t, NGX_LOG_CRIT, NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
+use nginx_sys::{NGX_LOG_CRIT, NGX_LOG_DEBUG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN};
 
-use crate::base::log::{log_info, log_prefixed};
+use crate::base::log::{log_info, log_prefixed, Log};
 use crate::fetch::exchange::{fetch, FetchError, FetchJob};
 use crate::fetch::task::{exiting, now};
 use crate::ocsp::response::CertStatus;
@@ -17,12 +17,7 @@ use crate::state::zone::{Entry, Zone};
 
 /// Fetches one staple and applies the result; returns what the store is
 /// to get (a staple, or its removal), if anything.
-pub async fn fetch_one(
-    ctx: &StaplingContext,
-    zone: Zone,
-    cert: &Certificate,
-    log: *mut ngx_log_t,
-) -> Persist {
+pub async fn fetch_one(ctx: &StaplingContext, zone: Zone, cert: &Certificate, log: Log) -> Persist {
     let Some(plan) = cert.plan.as_ref() else {
         return Persist::Keep;
     };
@@ -58,7 +53,7 @@ fn apply(
     zone: Zone,
     cert: &Certificate,
     result: Result<Fetched, FetchError>,
-    log: *mut ngx_log_t,
+    log: Log,
 ) -> Persist {
     let now = now();
     let random = nginx_sys::ngx_random() as u32;

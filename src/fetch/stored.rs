@@ -16,9 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nginx_sys::ngx_log_t;
-
-use crate::base::log::{log_info, log_notice, log_warn};
+use crate::base::log::{log_info, log_notice, log_warn, Log};
 use crate::fetch::blocking::{self, Blocked};
 use crate::fetch::one::fetch_one;
 use crate::fetch::task::{exiting, now};
@@ -55,7 +53,7 @@ pub async fn fetch(
     cert: &Certificate,
     store: Option<&StoreRef>,
     me: &str,
-    log: *mut ngx_log_t,
+    log: Log,
 ) {
     let Some(store) = store else {
         fetch_one(ctx, zone, cert, log).await;
@@ -91,7 +89,7 @@ async fn call<T: Send + 'static>(
     store: &StoreRef,
     what: &str,
     cert: &Certificate,
-    log: *mut ngx_log_t,
+    log: Log,
     f: impl FnOnce(&dyn StapleStore) -> T + Send + 'static,
 ) -> Option<T> {
     let s = store.clone();
@@ -148,7 +146,7 @@ async fn take_newer(
     zone: Zone,
     cert: &Certificate,
     store: &StoreRef,
-    log: *mut ngx_log_t,
+    log: Log,
 ) -> Read {
     let key = cert.key;
     let read = call(ctx, store, "answer a read", cert, log, move |s| s.read(&key)).await;
@@ -218,7 +216,7 @@ async fn before_fetch(
     cert: &Certificate,
     store: &StoreRef,
     me: &str,
-    log: *mut ngx_log_t,
+    log: Log,
 ) -> Step {
     if !store.shared() || !store.writable() {
         return Step::Fetch(false);
@@ -302,7 +300,7 @@ async fn after_fetch(
     store: &StoreRef,
     me: Option<&str>,
     persist: Persist,
-    log: *mut ngx_log_t,
+    log: Log,
 ) {
     if !store.writable() {
         return;

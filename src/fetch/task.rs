@@ -6,9 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use nginx_sys::ngx_log_t;
-
-use crate::base::log::log_alert;
+use crate::base::log::{log_alert, Log};
 use crate::state::wakeup::Wakeup;
 
 /// Polls the task inside catch_unwind: a panic (a bug) would otherwise
@@ -16,7 +14,7 @@ use crate::state::wakeup::Wakeup;
 /// worker's fetching, loudly; the other workers take its leases over.
 pub struct CatchPanic<F> {
     pub inner: std::pin::Pin<Box<F>>,
-    pub log: *mut ngx_log_t,
+    pub log: Log,
 }
 
 impl<F: std::future::Future<Output = ()>> std::future::Future for CatchPanic<F> {

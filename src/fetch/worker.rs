@@ -7,10 +7,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use nginx_sys::ngx_log_t;
 use ngx::async_::{sleep, spawn, Task};
 
-use crate::base::log::log_notice;
+use crate::base::log::{log_notice, Log};
 use crate::fetch::stored;
 use crate::fetch::task::{exiting, now, CatchPanic, SleepOrNotify};
 use crate::ocsp::schedule;
@@ -60,7 +59,7 @@ fn alive(pid: i32) -> bool {
 /// # Safety
 /// `ctx` is the cycle's context: it outlives the worker's event loop.
 #[must_use = "dropping the task cancels it"]
-pub unsafe fn start(ctx: *const StaplingContext, log: *mut ngx_log_t) -> Task<()> {
+pub unsafe fn start(ctx: *const StaplingContext, log: Log) -> Task<()> {
     spawn(CatchPanic {
         inner: Box::pin(run(ctx, log)),
         log,
@@ -74,7 +73,7 @@ enum Claim {
     Later(i64),
 }
 
-async fn run(ctx: *const StaplingContext, log: *mut ngx_log_t) {
+async fn run(ctx: *const StaplingContext, log: Log) {
     // SAFETY: see `start`; the context lives as long as the worker.
     let ctx: &'static StaplingContext = unsafe { &*ctx };
     let Some(zone) = ctx.zone() else { return };

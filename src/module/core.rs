@@ -23,7 +23,7 @@ use super::main_directives::{
 use super::store_setup::store_of;
 use super::{arg, command, discover};
 use crate::base::guard::guard;
-use crate::base::log::{log, log_crit};
+use crate::base::log::{log, log_crit, Log};
 use crate::fetch::worker;
 use crate::state::registry::{Settings, StaplingContext};
 use crate::state::zone;
@@ -114,8 +114,11 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
         (
             &mut *(conf as *mut MainConf),
             nginx_sys::ngx_process,
-            (*cycle).log,
+            Log::from_ptr((*cycle).log),
         )
+    };
+    let Some(log_) = log_ else {
+        return NGX_CONF_ERROR;
     };
     // `nginx -s reload` parses the configuration too; it must not act.
     if process == NGX_PROCESS_SIGNALLER as ngx_uint_t {
@@ -187,7 +190,7 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
     cf.cycle = cycle;
     // SAFETY: the contract above.
     cf.pool = unsafe { (*cycle).pool };
-    cf.log = log_;
+    cf.log = log_.as_ptr();
     // Without "ssl_stapling_zone", the zone is sized for the staples the
     // configuration needs (and certificates loaded by variables), in
     // powers of two: a reload that adds a few keeps the same zone.
@@ -247,7 +250,10 @@ unsafe fn init_zone_inner(shm: *mut ngx_shm_zone_t) -> ngx_int_t {
     let (ctx, log_, addr, name) = unsafe {
         let ctx = &*((*shm).data as *const StaplingContext);
         let name = String::from_utf8_lossy((*shm).shm.name.as_bytes()).into_owned();
-        (ctx, (*shm).shm.log, (*shm).shm.addr, name)
+        (ctx, Log::from_ptr((*shm).shm.log), (*shm).shm.addr, name)
+    };
+    let Some(log_) = log_ else {
+        return NGX_ERROR;
     };
     // SAFETY: the contract above: the zone's mapped memory.
     let Some(zone) = (unsafe { zone::Zone::from_addr(addr) }) else {
@@ -273,7 +279,9 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             return NGX_OK;
         };
         // SAFETY: as above.
-        let log = unsafe { (*cycle).log };
+        let Some(log) = (unsafe { Log::from_ptr((*cycle).log) }) else {
+            return NGX_ERROR;
+        };
         // nginx's cached clock still says when the master began reading
         // the configuration (tens of seconds ago with thousands of
         // servers): deadlines and timers set from it would be expired at

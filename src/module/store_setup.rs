@@ -5,7 +5,7 @@ use nginx_sys::{ngx_cycle_t, ngx_uint_t, NGX_LOG_ERR};
 
 use super::discover;
 use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module, BlockConf, StoreSetting};
-use crate::base::log::log;
+use crate::base::log::{log, Log};
 use crate::state::store::{self, kv, StapleStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +110,7 @@ pub(super) unsafe fn store_of(
     let path = std::path::PathBuf::from(&dir);
     // SAFETY: nginx's globals and the cycle, read in the single-threaded
     // master.
-    let (test_config, log_) = unsafe { (nginx_sys::ngx_test_config, (*cycle).log) };
+    let (test_config, log_) = unsafe { (nginx_sys::ngx_test_config, Log::from_ptr((*cycle).log)) };
     let writable = if test_config != 0 {
         true
     } else {
@@ -118,12 +118,14 @@ pub(super) unsafe fn store_of(
         match store::prepare(&path, unsafe { worker_identity(cycle) }) {
             Ok(()) => true,
             Err(e) => {
-                log!(
-                    NGX_LOG_ERR,
-                    log_,
-                    "ssl_stapling_store \"{dir}\": {e}; staples are not written to it, \
-                     so they are not kept across restarts"
-                );
+                if let Some(log_) = log_ {
+                    log!(
+                        NGX_LOG_ERR,
+                        log_,
+                        "ssl_stapling_store \"{dir}\": {e}; staples are not written to it, \
+                         so they are not kept across restarts"
+                    );
+                }
                 false
             }
         }

@@ -13,7 +13,7 @@ use openssl::x509::X509Ref;
 use openssl_sys as sys;
 
 use crate::base::ffi;
-use crate::base::log::{log_error, log_info, log_notice};
+use crate::base::log::{log_error, log_info, log_notice, Log};
 use crate::state::certificate::{Certificate, StapleKey, StapleSettings};
 use crate::state::registry::server::StaplingServer;
 use crate::state::registry::StaplingContext;
@@ -41,9 +41,11 @@ pub unsafe extern "C" fn status_callback(ssl: *mut sys::SSL, arg: *mut c_void) -
     catch_unwind(AssertUnwindSafe(|| serve(ctx, ssl))).unwrap_or(SSL_TLSEXT_ERR_NOACK)
 }
 
-fn log_() -> *mut nginx_sys::ngx_log_t {
-    // SAFETY: nginx's current cycle is set in every worker.
-    unsafe { (*nginx_sys::ngx_cycle).log }
+/// The current cycle's log: the one this worker writes to.
+fn log_() -> Option<Log> {
+    // SAFETY: nginx's current cycle is set in every worker, and lives
+    // longer than the handshake.
+    unsafe { Log::of_cycle() }
 }
 
 fn now() -> i64 {
@@ -93,18 +95,21 @@ fn staple(ctx: &StaplingContext, ssl: &mut SslRef, cert: &Certificate) -> c_int 
     let expired = entry.expired_seen(now);
     let why = (cert.must_staple && entry.take_gap_log(now, GAP_LOG_INTERVAL)).then(|| gap_reason(&entry));
     drop(z);
-    if let Some(ago) = expired {
+    let log = log_();
+    if let (Some(ago), Some(log)) = (expired, log) {
         log_notice!(
-            log_(),
+            log,
             "the staple of certificate \"{}\" expired {ago} s ago (the clock jumped, or \
              refreshes failed until its nextUpdate): not served, fetched now",
             cert.name
         );
+    }
+    if expired.is_some() {
         ctx.wakeup.notify();
     }
-    if let Some(why) = why {
+    if let (Some(why), Some(log)) = (why, log) {
         log_error!(
-            log_(),
+            log,
             "must-staple certificate \"{}\" served without a staple ({why}); \
              clients that honour must-staple refuse the connection",
             cert.name
@@ -156,7 +161,7 @@ fn serve_dynamic(ctx: &StaplingContext, ssl: &mut SslRef, x509: &X509Ref) -> c_i
     let now = now();
     let cert = match ctx.dynamic_cert(&key, now) {
         Some(c) => c,
-        None => match ctx.add_dynamic(ssl, x509, key, log_(), now) {
+        None => match log_().and_then(|log| ctx.add_dynamic(ssl, x509, key, log, now)) {
             Some(c) => c,
             None => return SSL_TLSEXT_ERR_NOACK,
         },
@@ -178,13 +183,15 @@ fn serve_dynamic(ctx: &StaplingContext, ssl: &mut SslRef, x509: &X509Ref) -> c_i
     };
     match registered {
         (Ok(true), n) => {
-            log_info!(
-                log_(),
-                "certificate \"{}\" loaded by variables is stapled from now on \
+            if let Some(log) = log_() {
+                log_info!(
+                    log,
+                    "certificate \"{}\" loaded by variables is stapled from now on \
                  ({n} of at most {} such certificates)",
-                cert.name,
-                ctx.settings.dynamic_max
-            );
+                    cert.name,
+                    ctx.settings.dynamic_max
+                );
+            }
             ctx.wakeup.notify();
         }
         (Ok(false), _) => {}

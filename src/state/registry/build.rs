@@ -5,12 +5,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 
 use foreign_types::ForeignTypeRef;
-use nginx_sys::{ngx_log_t, NGX_LOG_WARN};
+use nginx_sys::NGX_LOG_WARN;
 use openssl::x509::X509Ref;
 
 use super::{size_problem, ServerInfo, Settings, StaplingContext};
 use crate::base::ffi;
-use crate::base::log::{log, log_warn};
+use crate::base::log::{log, log_warn, Log};
 use crate::ocsp::responder::ResponderUrl;
 use crate::ocsp::response::{
     check_response, CertificateStatusId, CheckedResponse, NoSignatureCheck, TimeRules,
@@ -64,7 +64,7 @@ impl StaplingContext {
         settings: Settings,
         servers: &[StaplingServer],
         store: Option<Arc<dyn StapleStore>>,
-        log_: *mut ngx_log_t,
+        log_: Log,
         now: i64,
         check_files: bool,
     ) -> Self {
@@ -246,7 +246,7 @@ pub(super) fn responder_urls(
     x509: &X509Ref,
     name: &str,
     parsed: &mut HashMap<String, Option<ResponderUrl>>,
-    log_: *mut ngx_log_t,
+    log_: Log,
 ) -> Vec<ResponderUrl> {
     // Without either, nginx has warned "no OCSP responder URL".
     let texts: Vec<String> = match responder {

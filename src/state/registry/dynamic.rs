@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use foreign_types::ForeignTypeRef;
-use nginx_sys::ngx_log_t;
 use openssl::ssl::SslRef;
 use openssl::x509::X509Ref;
 
 use super::{responder_urls, subject_of, DynamicCert, StaplingContext};
 use crate::base::ffi;
-use crate::base::log::log_warn;
+use crate::base::log::{log_warn, Log};
 use crate::ocsp::response::CertificateStatusId;
 use crate::state::certificate::FetchPlan;
 use crate::state::certificate::{is_must_staple, Certificate, StapleKey};
@@ -38,7 +37,7 @@ impl StaplingContext {
         ssl: &SslRef,
         x509: &X509Ref,
         key: StapleKey,
-        log_: *mut ngx_log_t,
+        log_: Log,
         now: i64,
     ) -> Option<Rc<Certificate>> {
         let ssl_ctx = ssl.ssl_context();

@@ -3,10 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nginx_sys::ngx_log_t;
-
 use super::StaplingContext;
-use crate::base::log::{log_crit, log_notice};
+use crate::base::log::{log_crit, log_notice, Log};
 use crate::ocsp::schedule;
 use crate::state::certificate::StapleKey;
 use crate::state::zone::{Prepared, StapleSource, Zone, ZoneFull, STAPLE_ESTIMATE};
@@ -15,7 +13,7 @@ impl StaplingContext {
     /// Zone init (master, every start and reload): keep what a previous
     /// cycle left, put this configuration's file staples in, free entries of
     /// certificates no longer configured.
-    pub fn fill_zone(&self, zone: Zone, name: &str, log_: *mut ngx_log_t, now: i64) -> Result<(), ZoneFull> {
+    pub fn fill_zone(&self, zone: Zone, name: &str, log_: Log, now: i64) -> Result<(), ZoneFull> {
         self.zone.set(Some(zone));
         *self.zone_name.borrow_mut() = name.to_string();
         let mut z = zone.lock();

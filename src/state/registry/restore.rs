@@ -3,10 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nginx_sys::ngx_log_t;
-
 use super::{size_problem, StaplingContext, TooLarge};
-use crate::base::log::{log_info, log_warn};
+use crate::base::log::{log_info, log_warn, Log};
 use crate::ocsp::response::{check_response, peek_next_update, CertStatus, CheckedResponse, OcspError};
 use crate::state::certificate::{Certificate, StapleKey};
 use crate::state::store::StapleStore;
@@ -18,7 +16,7 @@ impl StaplingContext {
     pub(super) fn read_store(
         &self,
         wanted: &HashSet<StapleKey>,
-        log_: *mut ngx_log_t,
+        log_: Log,
         now: i64,
     ) -> Vec<(StapleKey, CheckedResponse)> {
         let Some(store) = &self.store else {
@@ -135,7 +133,7 @@ impl StaplingContext {
         &self,
         store: &dyn StapleStore,
         wanted: &HashSet<StapleKey>,
-        log_: *mut ngx_log_t,
+        log_: Log,
         now: i64,
     ) -> Vec<(StapleKey, CheckedResponse)> {
         let certs: HashMap<StapleKey, &Certificate> = self
@@ -216,7 +214,7 @@ pub enum Unusable {
 }
 
 /// A store file's content, or one warning saying why it cannot be read.
-fn read_logged(path: &std::path::Path, log_: *mut ngx_log_t) -> Option<Vec<u8>> {
+fn read_logged(path: &std::path::Path, log_: Log) -> Option<Vec<u8>> {
     match crate::state::store::read_file(path) {
         Ok(d) => Some(d),
         Err(e) => {
