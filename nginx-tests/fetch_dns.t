@@ -118,7 +118,7 @@ is($t->ocsp_requests, 2, 'no new request to the responder after reload');
 
 config(1);
 ok(defined $t->reload, 'reloaded with a third certificate');
-ok(wait_for(sub { $t->handshake(port(8445))->{staple} }, 2), 'the new certificate is fetched and stapled');
+ok(wait_for(sub { $t->handshake(port(8445))->{staple} }, 20), 'the new certificate is fetched and stapled');
 is($t->ocsp_requests, 3, 'one new request, for the new certificate only');
 
 config(0);

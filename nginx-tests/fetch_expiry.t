@@ -39,7 +39,7 @@ http {
 EOF
 $t->run(workers => 2);
 
-my $staple = wait_for(sub { $t->handshake(port(8443))->{staple} }, 5);
+my $staple = wait_for(sub { $t->handshake(port(8443))->{staple} }, 20);
 ok($staple, 'stapled');
 $t->stop_daemon('ocsp');
 

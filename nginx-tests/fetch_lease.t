@@ -44,7 +44,7 @@ $t->run(workers => 2);
 
 my $fetching = qr/\[info\] (\d+)#\d+: ssl_stapling: fetching OCSP response for certificate "[^"]*\/lease\.chain\.crt"/;
 my $requests = sub { my $c = $t->read_file('lease.count'); scalar(() = $c =~ /\n/g) };
-ok(wait_for(sub { $t->read_file('error.log') =~ $fetching && $requests->() >= 1 }, 5),
+ok(wait_for(sub { $t->read_file('error.log') =~ $fetching && $requests->() >= 1 }, 20),
 	'a worker started fetching, the responder holds its request');
 my ($holder) = $t->read_file('error.log') =~ $fetching;
 
@@ -59,7 +59,7 @@ my ($by) = $t->read_file('error.log') =~ $fetched;
 isnt($by, $holder, 'by another worker');
 like($t->read_file('error.log'), qr/\[notice\] $by#\d+: ssl_stapling: certificate "[^"]*\/lease\.chain\.crt": taking over the fetch from worker $holder, which exited/,
 	'which said it took the fetch over from the killed worker');
-ok(wait_for(sub { $t->handshake(port(8443))->{staple} }, 5), 'stapled');
+ok(wait_for(sub { $t->handshake(port(8443))->{staple} }, 20), 'stapled');
 
 # Over the whole run, while the killed worker held the lease for a minute
 # (its fetch hung), the other worker never fetched: one fetch each, two

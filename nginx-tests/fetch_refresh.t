@@ -39,7 +39,7 @@ http {
 }
 EOF
 $t->run(workers => 2);
-ok(wait_for(sub { $t->handshake(port(8443))->{staple} }, 5), 'stapled at start');
+ok(wait_for(sub { $t->handshake(port(8443))->{staple} }, 20), 'stapled at start');
 
 my %seen;
 my ($total, $stapled, $valid, @failed) = (0, 0, 0);

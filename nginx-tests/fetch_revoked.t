@@ -39,7 +39,7 @@ EOF
 $t->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\n" . $c);
 $t->run;
 
-my $good = wait_for(sub { $t->handshake(port(8443))->{staple} }, 5);
+my $good = wait_for(sub { $t->handshake(port(8443))->{staple} }, 20);
 like($t->staple_text($good), qr/Cert Status: good/, 'good staple served');
 
 # Revoke; restart the responder so it reads its index again.

@@ -55,14 +55,14 @@ http {
 EOF
 $t->run;
 
-ok(wait_for(sub { $t->handshake(port(8081))->{staple} }, 5),
+ok(wait_for(sub { $t->handshake(port(8081))->{staple} }, 20),
 	'verify on, root trusted: stapled');
-ok(wait_for(sub { $t->handshake(port(8082))->{staple} }, 5),
+ok(wait_for(sub { $t->handshake(port(8082))->{staple} }, 20),
 	'verify off: stapled');
 
 ok(wait_for(sub {
 	$t->read_file('error.log') =~ /cannot fetch OCSP response for certificate "[^"]*\/untrusted\.chain\.crt" from \S+: OCSP response signature verification failed/
-}, 5), 'verify on, root untrusted: an error-log line names the certificate and the cause');
+}, 20), 'verify on, root untrusted: an error-log line names the certificate and the cause');
 my $r = $t->handshake(port(8083));
 ok($r->{ok}, 'verify on, root untrusted: TLS served');
 ok(!defined $r->{staple}, 'verify on, root untrusted: no staple');

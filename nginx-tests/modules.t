@@ -74,7 +74,7 @@ sub check {
 		if ($t->stream_stapling) {
 			ok($r && $r->{staple}, "$what: stream server stapled");
 			# One file per staple: the http and the stream server's.
-			ok(wait_for(sub { my @f = glob($t->testdir . '/store/*.der'); @f == 2 }, 5),
+			ok(wait_for(sub { my @f = glob($t->testdir . '/store/*.der'); @f == 2 }, 20),
 				"$what: ssl_stapling_store in stream keeps both staples");
 		}
 	}

@@ -46,7 +46,7 @@ for my $name (@names) {
 	my $r = wait_for(sub {
 		my $r = $t->handshake(port(8443), sni => $name);
 		$r->{staple} ? $r : undef;
-	}, 5);
+	}, 20);
 	is($r && $r->{serial}, $t->serial($name), "$name: its certificate served");
 	is_deeply([$t->staple_serials($r && $r->{staple})], [$t->serial($name)],
 		"$name: stapled with its own status");

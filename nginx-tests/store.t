@@ -69,7 +69,7 @@ my $id = $t->staple_ids(port(8445), 'site');
 my $file = "$d/store/$id.der";
 my $fetched = wait_for(sub { $t->handshake(port(8443))->{staple} }, 10);
 ok($fetched, 'fetched staple served');
-ok(wait_for(sub { -s $file }, 5), 'the staple is written to the store as <staple id>.der');
+ok(wait_for(sub { -s $file }, 20), 'the staple is written to the store as <staple id>.der');
 is($t->read_file("store/$id.der"), $fetched, 'the stored file is the staple served');
 opendir(my $dh, "$d/store") or die;
 my @names = grep { !/^\.\.?$/ } readdir $dh;

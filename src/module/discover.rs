@@ -2,16 +2,22 @@
 //! of a freshly parsed configuration, and every certificate nginx loaded
 //! for it.
 //!
-//! Modules are looked up by name in `cycle->modules`, never by symbol, so
-//! the module loads whether or not a dynamic stream module is present.
+//! The http block is read through ngx's configuration accessors
+//! (`NgxHttpCoreModule`, `NgxHttpSslModule`): http and its ssl module are
+//! built into every nginx this module can load in. The stream block has no
+//! such accessors, and its modules are looked up by name in
+//! `cycle->modules`, never by symbol, so the module loads whether or not a
+//! dynamic stream module is present.
 
 use std::ffi::{c_void, CStr};
 use std::ptr::NonNull;
 
 use nginx_sys::{
-    ngx_array_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_main_conf_t,
-    ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t, ngx_msec_t, ngx_resolver_t, ngx_str_t,
+    ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_srv_conf_t, ngx_http_ssl_srv_conf_t, ngx_module_t,
+    ngx_msec_t, ngx_resolver_t, ngx_str_t,
 };
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf};
+use ngx::http::{NgxHttpCoreModule, NgxHttpSslModule};
 
 use super::srv_conf::{ProxySetting, SrvConf};
 use crate::ocsp::responder::ProxyUrl;
@@ -134,24 +140,13 @@ unsafe fn proxy_of(conf: *mut c_void) -> Option<ProxyUrl> {
     }
 }
 
-/// A block's main configuration of its core module: its servers.
-trait CoreMainConf {
-    fn servers(&self) -> &ngx_array_t;
-}
-
 /// What the http and stream ssl modules both keep for a server.
 trait SslSrvConf {
     fn server(&mut self, protocol: Protocol) -> Option<StaplingServer>;
 }
 
-macro_rules! block_confs {
-    ($main:ty, $ssl:ty) => {
-        impl CoreMainConf for $main {
-            fn servers(&self) -> &ngx_array_t {
-                &self.servers
-            }
-        }
-
+macro_rules! ssl_srv_conf {
+    ($ssl:ty) => {
         impl SslSrvConf for $ssl {
             /// The server's stapling settings (no names, no resolver yet);
             /// none without an SSL context.
@@ -172,68 +167,44 @@ macro_rules! block_confs {
     };
 }
 
-block_confs!(ngx_http_core_main_conf_t, ngx_http_ssl_srv_conf_t);
+ssl_srv_conf!(ngx_http_ssl_srv_conf_t);
 #[cfg(ngx_stream_stapling)]
-block_confs!(
-    nginx_sys::ngx_stream_core_main_conf_t,
-    nginx_sys::ngx_stream_ssl_srv_conf_t
-);
-
-/// A block's servers (core server configurations of type `S`) with its
-/// core and ssl modules; none when the block or a module is missing.
-///
-/// # Safety
-/// As for `ssl_servers`; `M` and `S` are the block's core main and server
-/// configuration types. The ctx of both blocks starts { main_conf,
-/// srv_conf }, which is all that is read of it.
-unsafe fn block_servers<M: CoreMainConf + 'static, S: 'static>(
-    cycle: *mut ngx_cycle_t,
-    names: [&CStr; 3],
-) -> Option<(&'static ngx_module_t, &'static ngx_module_t, &'static [*mut S])> {
-    let [block, core, ssl] = names;
-    // SAFETY: the contract above: the block's main configuration of its
-    // core module is an `M`, whose servers array holds `*mut S`.
-    unsafe {
-        let ctx = block_ctx(cycle, block)?;
-        let core = module_by_name(cycle, core)?;
-        let ssl = module_by_name(cycle, ssl)?;
-        let cmcf = (*(*ctx).main_conf.add(core.ctx_index) as *const M).as_ref()?;
-        Some((core, ssl, cmcf.servers().as_slice::<*mut S>()))
-    }
-}
+ssl_srv_conf!(nginx_sys::ngx_stream_ssl_srv_conf_t);
 
 /// # Safety
 /// As for `ssl_servers`.
 unsafe fn http_servers(cycle: *mut ngx_cycle_t, own: OwnIndexes, out: &mut Vec<StaplingServer>) {
-    // SAFETY: as for `ssl_servers`: every configuration followed is part of
-    // the parsed http block.
-    unsafe {
-        let Some((core, ssl, servers)) = block_servers::<ngx_http_core_main_conf_t, ngx_http_core_srv_conf_t>(
-            cycle,
-            [
-                c"ngx_http_module",
-                c"ngx_http_core_module",
-                c"ngx_http_ssl_module",
-            ],
-        ) else {
-            return;
+    // SAFETY: as for `ssl_servers`: the cycle's http block (if any) and
+    // every configuration followed from it are parsed and alive.
+    let cycle = unsafe { &*cycle };
+    let Some(cmcf) = NgxHttpCoreModule::main_conf(cycle) else {
+        return;
+    };
+    // SAFETY: the core main configuration's servers array holds its
+    // servers' core configurations.
+    let servers = unsafe { cmcf.servers.as_slice::<*mut ngx_http_core_srv_conf_t>() };
+    for &cscf in servers {
+        // SAFETY: a server of the parsed block (null-checked).
+        let Some(core) = (unsafe { cscf.as_ref() }) else {
+            continue;
         };
-        for &cscf in servers {
-            let Some(ctx) = cscf.as_ref().and_then(|c| c.ctx.as_ref()) else {
-                continue;
-            };
-            let sscf = *ctx.srv_conf.add(ssl.ctx_index) as *mut ngx_http_ssl_srv_conf_t;
-            let Some(mut server) = sscf.as_mut().and_then(|c| c.server(Protocol::Http)) else {
-                continue;
-            };
-            let clcf = *ctx.loc_conf.add(core.ctx_index) as *const ngx_http_core_loc_conf_t;
-            server.resolver = clcf
+        let Some(mut server) = NgxHttpSslModule::server_conf_mut(core).and_then(|c| c.server(Protocol::Http))
+        else {
+            continue;
+        };
+        server.resolver = NgxHttpCoreModule::location_conf(core)
+            .and_then(|c| usable_resolver(c.resolver, c.resolver_timeout));
+        // SAFETY: `cscf` is a live server configuration.
+        server.names = unsafe { http_server_names(cscf) };
+        // SAFETY: this module's slot of the server's srv_conf holds its
+        // SrvConf (its index is `own.http`).
+        server.proxy = unsafe {
+            core.ctx
                 .as_ref()
-                .and_then(|c| usable_resolver(c.resolver, c.resolver_timeout));
-            server.names = http_server_names(cscf);
-            server.proxy = proxy_of(*ctx.srv_conf.add(own.http));
-            out.push(server);
-        }
+                .and_then(|ctx| ctx.srv_conf.add(own.http).as_ref())
+                .and_then(|&conf| proxy_of(conf))
+        };
+        out.push(server);
     }
 }
 
@@ -245,18 +216,24 @@ unsafe fn stream_servers(cycle: *mut ngx_cycle_t, own: OwnIndexes, out: &mut Vec
 
     // SAFETY: as for `ssl_servers`: every configuration followed is part of
     // the parsed stream block.
+    // The ctx of the stream block starts { main_conf, srv_conf }, as the
+    // http block's: `block_ctx` reads it as such.
     unsafe {
-        let Some((_, ssl, servers)) = block_servers::<ngx_stream_core_main_conf_t, ngx_stream_core_srv_conf_t>(
-            cycle,
-            [
-                c"ngx_stream_module",
-                c"ngx_stream_core_module",
-                c"ngx_stream_ssl_module",
-            ],
+        let Some(ctx) = block_ctx(cycle, c"ngx_stream_module") else {
+            return;
+        };
+        let (Some(core), Some(ssl)) = (
+            module_by_name(cycle, c"ngx_stream_core_module"),
+            module_by_name(cycle, c"ngx_stream_ssl_module"),
         ) else {
             return;
         };
-        for &cscf in servers {
+        let Some(cmcf) =
+            (*(*ctx).main_conf.add(core.ctx_index) as *const ngx_stream_core_main_conf_t).as_ref()
+        else {
+            return;
+        };
+        for &cscf in cmcf.servers.as_slice::<*mut ngx_stream_core_srv_conf_t>() {
             let Some(c) = cscf.as_ref() else { continue };
             let Some(ctx) = c.ctx.as_ref() else { continue };
             let sscf = *ctx.srv_conf.add(ssl.ctx_index) as *mut ngx_stream_ssl_srv_conf_t;

@@ -5,10 +5,11 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use nginx_sys::{
-    ngx_buf_t, ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
-    ngx_http_request_t, ngx_int_t, ngx_str_t, ngx_uint_t, NGX_LOG_EMERG,
+    ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_LOG_EMERG,
 };
+use ngx::core::Buffer;
 use ngx::core::{Status, NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::http::{HTTPStatus, HttpModuleLocationConf, NgxHttpCoreModule, Request};
 
 use super::arg;
 use crate::base::guard::guard;
@@ -41,18 +42,16 @@ pub(super) unsafe extern "C" fn set_status(
                 return NGX_CONF_ERROR;
             }
         };
-        // SAFETY: a location directive: `cf->ctx` is the location's http
-        // context, whose loc_conf holds the core module's configuration.
-        unsafe {
-            let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
-            let clcf = *(*ctx).loc_conf.add(nginx_sys::ngx_http_core_module.ctx_index)
-                as *mut ngx_http_core_loc_conf_t;
-            (*clcf).handler = Some(if refresh {
-                status_refresh_handler
-            } else {
-                status_handler
-            });
-        }
+        // SAFETY: a location directive: `cf` is live and its ctx is the
+        // location's http context.
+        let Some(clcf) = NgxHttpCoreModule::location_conf_mut(unsafe { &*cf }) else {
+            return NGX_CONF_ERROR;
+        };
+        clcf.handler = Some(if refresh {
+            status_refresh_handler
+        } else {
+            status_handler
+        });
         NGX_CONF_OK
     })
 }
@@ -111,31 +110,28 @@ fn format_of(args: &[u8], accept: Option<&[u8]>) -> Format {
 /// # Safety
 /// `r` is the live request nginx called the content handler with.
 unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
-    // SAFETY: the contract above, for every use of `r` in this function.
-    let method = unsafe { (*r).method } as u32;
+    // SAFETY: the contract above; the request is ours until we return.
+    let req = unsafe { Request::from_ngx_http_request(r) };
+    let method = req.as_ref().method as u32;
     let post = refresh && method & nginx_sys::NGX_HTTP_POST != 0;
     if method & (nginx_sys::NGX_HTTP_GET | nginx_sys::NGX_HTTP_HEAD) == 0 && !post {
         return nginx_sys::NGX_HTTP_NOT_ALLOWED as ngx_int_t;
     }
-    // SAFETY: as above.
-    let rc = unsafe { nginx_sys::ngx_http_discard_request_body(r) };
-    if rc != 0 {
-        return rc;
+    let rc = req.discard_request_body();
+    if rc != Status::NGX_OK {
+        return rc.0;
     }
+    // A copy: `req` is lent to `send` below.
+    let args = req.as_ref().args.as_bytes().to_vec();
     if post {
-        // SAFETY: as above.
-        let (status, body) = refresh_now(unsafe { (*r).args.as_bytes() });
-        // SAFETY: as above.
-        return unsafe { send(r, status, b"application/json", body) };
+        let (status, body) = refresh_now(&args);
+        return send(req, status, b"application/json", body);
     }
-    // SAFETY: as above.
-    let req = unsafe { ngx::http::Request::from_ngx_http_request(r) };
     let accept = req
         .headers_in_iterator()
         .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(b"accept"))
         .map(|(_, v)| v.as_bytes().to_vec());
-    // SAFETY: as above.
-    let format = format_of(unsafe { (*r).args.as_bytes() }, accept.as_deref());
+    let format = format_of(&args, accept.as_deref());
 
     let now = nginx_sys::ngx_time();
     let page = match super::context::current_context() {
@@ -163,8 +159,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
         ),
     };
 
-    // SAFETY: as above.
-    unsafe { send(r, nginx_sys::NGX_HTTP_OK, content_type, body) }
+    send(req, HTTPStatus::OK, content_type, body)
 }
 
 /// `POST ?refresh=<id>|all`: the staples named are due now (a staple id or
@@ -173,10 +168,10 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
 /// skipped (being fetched, or fetched less than
 /// `ssl_stapling_refresh_min_interval` ago) with the reason, 404 for an
 /// id no staple has, 400 without `refresh=`.
-fn refresh_now(args: &[u8]) -> (u32, String) {
+fn refresh_now(args: &[u8]) -> (HTTPStatus, String) {
     let Some(which) = refresh_arg(args) else {
         return (
-            nginx_sys::NGX_HTTP_BAD_REQUEST,
+            HTTPStatus::BAD_REQUEST,
             "{\"error\":\"POST needs ?refresh=<id> or ?refresh=all\"}\n".to_string(),
         );
     };
@@ -187,7 +182,7 @@ fn refresh_now(args: &[u8]) -> (u32, String) {
             Some(key) => RefreshTarget::Id(key),
             None => {
                 return (
-                    nginx_sys::NGX_HTTP_NOT_FOUND,
+                    HTTPStatus::NOT_FOUND,
                     "{\"error\":\"no such staple\"}\n".to_string(),
                 )
             }
@@ -199,7 +194,7 @@ fn refresh_now(args: &[u8]) -> (u32, String) {
     };
     if done.queued.is_empty() && done.skipped.is_empty() && target != RefreshTarget::All {
         return (
-            nginx_sys::NGX_HTTP_NOT_FOUND,
+            HTTPStatus::NOT_FOUND,
             "{\"error\":\"no such staple\"}\n".to_string(),
         );
     }
@@ -210,7 +205,7 @@ fn refresh_now(args: &[u8]) -> (u32, String) {
         .map(|(k, why)| format!("{{\"id\":\"{k}\",\"reason\":\"{}\"}}", why.reason()))
         .collect();
     (
-        202,
+        HTTPStatus::ACCEPTED,
         format!(
             "{{\"queued\":[{}],\"skipped\":[{}]}}\n",
             queued.join(","),
@@ -219,45 +214,32 @@ fn refresh_now(args: &[u8]) -> (u32, String) {
     )
 }
 
-/// Sends a whole response.
-///
-/// # Safety
-/// `r` is a live request whose header has not been sent.
-unsafe fn send(
-    r: *mut ngx_http_request_t,
-    status: u32,
-    content_type: &'static [u8],
-    body: String,
-) -> ngx_int_t {
-    // SAFETY: the contract above; the content type is static, the buffer is
-    // made in the request's pool with room for the body, which is copied
-    // into it before the output filter sees it.
-    unsafe {
-        (*r).headers_out.status = status as ngx_uint_t;
-        (*r).headers_out.content_type_len = content_type.len();
-        (*r).headers_out.content_type = ngx_str_t {
-            len: content_type.len(),
-            data: content_type.as_ptr().cast_mut(),
-        };
-        (*r).headers_out.content_length_n = body.len() as i64;
-        let rc = nginx_sys::ngx_http_send_header(r);
-        if rc == NGX_ERROR || rc > 0 || (*r).header_only() != 0 {
-            return rc;
-        }
-        let b: *mut ngx_buf_t = nginx_sys::ngx_create_temp_buf((*r).pool, body.len().max(1));
-        if b.is_null() {
-            return NGX_ERROR;
-        }
-        ptr::copy_nonoverlapping(body.as_ptr(), (*b).pos, body.len());
-        (*b).last = (*b).pos.add(body.len());
-        (*b).set_last_buf(if (*r).main == r { 1 } else { 0 });
-        (*b).set_last_in_chain(1);
-        let mut out = ngx_chain_t {
-            buf: b,
-            next: ptr::null_mut(),
-        };
-        nginx_sys::ngx_http_output_filter(r, &mut out)
+/// Sends a whole response through ngx's request helpers; the body is
+/// copied into a buffer of the request's pool.
+fn send(req: &mut Request, status: HTTPStatus, content_type: &'static [u8], body: String) -> ngx_int_t {
+    req.set_status(status);
+    let headers = &mut req.as_mut().headers_out;
+    headers.content_type_len = content_type.len();
+    // A static string: nginx only reads it.
+    headers.content_type = ngx_str_t {
+        len: content_type.len(),
+        data: content_type.as_ptr().cast_mut(),
+    };
+    req.set_content_length_n(body.len());
+    let rc = req.send_header();
+    if rc == Status::NGX_ERROR || rc.0 > 0 || req.header_only() {
+        return rc.0;
     }
+    let Some(mut buf) = req.pool().create_buffer_from_str(&body) else {
+        return NGX_ERROR;
+    };
+    buf.set_last_buf(req.is_main());
+    buf.set_last_in_chain(true);
+    let mut out = ngx_chain_t {
+        buf: buf.as_ngx_buf_mut(),
+        next: ptr::null_mut(),
+    };
+    req.output_filter(&mut out).0
 }
 
 #[cfg(test)]

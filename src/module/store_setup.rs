@@ -1,7 +1,9 @@
 //! The store `ssl_stapling_store` names, made in the master for the
 //! workers: a directory prepared for them, or a Redis client.
 
-use nginx_sys::{ngx_cycle_t, ngx_uint_t, NGX_LOG_ERR};
+use nginx_sys::{ngx_cycle_t, NGX_LOG_ERR};
+use ngx::http::HttpModuleConfExt;
+use std::ptr;
 
 use super::discover;
 use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module, BlockConf, StoreSetting};
@@ -58,32 +60,25 @@ pub(super) unsafe fn store_of(
     cycle: *mut ngx_cycle_t,
     timeout: Duration,
 ) -> Result<Option<Arc<dyn StapleStore>>, StoreConfError> {
-    let block = |name: &std::ffi::CStr, index: ngx_uint_t| -> StoreSetting {
-        // SAFETY: the contract above: a block's main_conf array holds each
-        // of its modules' main configuration, ours a BlockConf.
-        unsafe {
-            match discover::block_ctx(cycle, name) {
-                Some(ctx) if !(*ctx).main_conf.is_null() => {
-                    let conf = *(*ctx).main_conf.add(index) as *const BlockConf;
-                    if conf.is_null() {
-                        StoreSetting::Unset
-                    } else {
-                        (*conf).store.clone()
-                    }
-                }
-                _ => StoreSetting::Unset,
-            }
-        }
+    // SAFETY: the contract above: the http block's main configuration of
+    // this module is a BlockConf (ngx's accessor finds it by the module's
+    // ctx_index, which nginx has set by now).
+    let http = unsafe {
+        (*cycle)
+            .http_main_conf_unchecked::<BlockConf>(&*ptr::addr_of!(ngx_ssl_stapling_http_module))
+            .map_or(StoreSetting::Unset, |c| c.as_ref().store.clone())
     };
-    // SAFETY: the module statics are read once nginx has set their indexes.
-    let (http_index, stream_index) = unsafe {
-        (
-            ngx_ssl_stapling_http_module.ctx_index,
-            ngx_ssl_stapling_stream_module.ctx_index,
-        )
+    // The stream block by name (stream may be a module nginx loads too):
+    // its main_conf array holds this module's BlockConf at its ctx_index.
+    // SAFETY: as above.
+    let stream = unsafe {
+        let index = ngx_ssl_stapling_stream_module.ctx_index;
+        discover::block_ctx(cycle, c"ngx_stream_module")
+            .map(|ctx| (*ctx).main_conf)
+            .filter(|main| !main.is_null())
+            .and_then(|main| (*main.add(index) as *const BlockConf).as_ref())
+            .map_or(StoreSetting::Unset, |c| c.store.clone())
     };
-    let http = block(c"ngx_http_module", http_index);
-    let stream = block(c"ngx_stream_module", stream_index);
     let (dir, shared) = match (http, stream) {
         (StoreSetting::Redis(a), StoreSetting::Redis(b)) if a != b => {
             return Err(StoreConfError::TwoRedis);

@@ -27,6 +27,7 @@ use nginx_sys::{
 };
 
 use crate::state::certificate::StapleKey;
+use ngx::collections::rbtree::NgxRbTree;
 
 pub use entry::{Entry, EntryMut, NotYet, RefreshSkipped};
 pub use room::{size_for, STAPLE_ESTIMATE};
@@ -64,7 +65,7 @@ pub struct Root {
 /// An implementation's `alloc` hands out memory that stays valid and
 /// unshared until given to `free`; `data` returns what `set_data` stored
 /// (or null); `reset` frees every allocation at once; `tree_insert` and
-/// `tree_delete` keep a tree that `tree::find` and `tree::all` can walk.
+/// `tree_delete` keep a tree that `tree::find` and `tree_nodes` can walk.
 pub unsafe trait Memory: Copy {
     fn lock(self);
     fn unlock(self);
@@ -89,6 +90,11 @@ pub unsafe trait Memory: Copy {
     /// # Safety
     /// `node` is in `tree`, the root's valid tree; the lock is held.
     unsafe fn tree_delete(self, tree: *mut ngx_rbtree_t, node: *mut ngx_rbtree_node_t);
+    /// Every node of `tree`, in any order.
+    ///
+    /// # Safety
+    /// `tree` is the root's valid tree; the lock is held.
+    unsafe fn tree_nodes(self, tree: *mut ngx_rbtree_t) -> Vec<NonNull<ngx_rbtree_node_t>>;
 }
 
 /// nginx's slab pool of a shared zone, with its mutex and its rbtree code.
@@ -147,6 +153,16 @@ unsafe impl Memory for Slab {
     unsafe fn tree_delete(self, tree: *mut ngx_rbtree_t, node: *mut ngx_rbtree_node_t) {
         // SAFETY: the contract above.
         unsafe { ngx_rbtree_delete(tree, node) }
+    }
+
+    unsafe fn tree_nodes(self, tree: *mut ngx_rbtree_t) -> Vec<NonNull<ngx_rbtree_node_t>> {
+        // ngx's iterator over an nginx rbtree (ngx_rbtree_min, then
+        // ngx_rbtree_next), as ngx-rust's own maps walk theirs.
+        // SAFETY: the contract above: a valid tree, not changed while the
+        // iterator lives (the lock is held and nothing is removed here).
+        unsafe { NgxRbTree::<ngx_rbtree_node_t>::from_ptr(tree) }
+            .iter()
+            .collect()
     }
 }
 
@@ -351,9 +367,14 @@ impl<M: Memory> Locked<'_, M> {
 
     /// Every entry (for sweeps and the status page).
     fn entries(&mut self) -> Vec<*mut Entry> {
+        let mem = self.zone.mem;
         match self.root() {
-            // SAFETY: a valid tree of entries, under the lock.
-            Some(root) => unsafe { tree::all(&root.tree) },
+            // SAFETY: the root's valid tree, under the lock; its nodes are
+            // the first field of entries (`#[repr(C)]`).
+            Some(root) => unsafe { mem.tree_nodes(&mut root.tree) }
+                .into_iter()
+                .map(|n| n.as_ptr() as *mut Entry)
+                .collect(),
             None => Vec::new(),
         }
     }

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 
 use nginx_sys::{ngx_rbtree_node_t, ngx_rbtree_t};
 
-use super::tree;
 use super::*;
 use crate::ocsp::response::{CertStatus, CheckedResponse};
 
@@ -48,7 +47,7 @@ impl Heap {
 // SAFETY: blocks from the global allocator, freed once each; `reset` frees
 // them all; the tree is nginx's rbtree layout, kept as a plain (unbalanced)
 // binary search tree through the module's own insert function, which is
-// all `tree::find` and `tree::all` rely on.
+// all `tree::find` and `tree_nodes` rely on.
 unsafe impl Memory for Heap {
     fn lock(self) {
         let mut s = self.0.borrow_mut();
@@ -132,15 +131,36 @@ unsafe impl Memory for Heap {
         // SAFETY: the contract: `node` is in the valid tree; the others are
         // put back one by one.
         unsafe {
-            let rest: Vec<_> = tree::all(&*tree)
+            let rest: Vec<_> = self
+                .tree_nodes(tree)
                 .into_iter()
-                .filter(|&e| e.cast() != node)
+                .filter(|&n| n.as_ptr() != node)
                 .collect();
             (*tree).root = (*tree).sentinel;
-            for e in rest {
-                self.tree_insert(tree, &mut (*e).node);
+            for n in rest {
+                self.tree_insert(tree, n.as_ptr());
             }
         }
+    }
+
+    /// A walk of the tree's links (nginx's `ngx_rbtree_next`, which `Slab`
+    /// uses through ngx, is not linked into unit tests).
+    unsafe fn tree_nodes(self, tree: *mut ngx_rbtree_t) -> Vec<NonNull<ngx_rbtree_node_t>> {
+        let mut out = Vec::new();
+        // SAFETY: the contract: a valid tree whose links end at its sentinel.
+        unsafe {
+            let sentinel = (*tree).sentinel;
+            let mut stack = vec![(*tree).root];
+            while let Some(n) = stack.pop() {
+                let Some(nn) = NonNull::new(n).filter(|_| n != sentinel) else {
+                    continue;
+                };
+                out.push(nn);
+                stack.push((*n).left);
+                stack.push((*n).right);
+            }
+        }
+        out
     }
 }
 

@@ -95,25 +95,3 @@ pub(super) unsafe fn find(tree: &ngx_rbtree_t, key: &StapleKey) -> Option<NonNul
     }
     None
 }
-
-/// Every entry of the tree.
-///
-/// # Safety
-/// As for `find`.
-pub(super) unsafe fn all(tree: &ngx_rbtree_t) -> Vec<*mut Entry> {
-    let mut out = Vec::new();
-    let sentinel = tree.sentinel;
-    let mut stack = vec![tree.root];
-    // SAFETY: the contract above.
-    unsafe {
-        while let Some(n) = stack.pop() {
-            if n.is_null() || n == sentinel {
-                continue;
-            }
-            out.push(n as *mut Entry);
-            stack.push((*n).left);
-            stack.push((*n).right);
-        }
-    }
-    out
-}
