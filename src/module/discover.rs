@@ -131,7 +131,7 @@ unsafe fn http_server_names(cscf: *mut ngx_http_core_srv_conf_t) -> Vec<String> 
 /// configuration (null in a block this module did not configure).
 ///
 /// # Safety
-/// `conf` is null or a SrvConf made by this module's create_srv_conf.
+/// `conf` is null or a SrvConf made by this module's create_conf.
 unsafe fn proxy_of(conf: *mut c_void) -> Option<ProxyUrl> {
     // SAFETY: the contract above.
     match unsafe { (conf as *const SrvConf).as_ref() }.map(|c| &c.proxy) {

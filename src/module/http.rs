@@ -25,8 +25,9 @@ use crate::ocsp::responder::ProxyUrl;
 use crate::state::store::kv::{self, RedisSetting};
 
 /// `ssl_stapling_store` as written in one block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StoreSetting {
+    #[default]
     Unset,
     Off,
     /// The directory, and whether several nginx instances share it.
@@ -36,17 +37,20 @@ pub enum StoreSetting {
 }
 
 /// Main configuration of the http part and of the stream part.
+#[derive(Default)]
 pub struct BlockConf {
     pub store: StoreSetting,
 }
 
-unsafe extern "C" fn create_srv_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+/// A configuration of type `T` (its default: nothing set), made in the
+/// pool of the configuration being parsed: the create hooks of the http
+/// and stream parts (null when out of memory, as nginx expects).
+unsafe extern "C" fn create_conf<T: Default>(cf: *mut ngx_conf_t) -> *mut c_void {
     guard(ptr::null_mut(), || {
-        // SAFETY: nginx passes the configuration being parsed, with its pool.
+        // SAFETY: nginx passes the configuration being parsed; its pool
+        // lives as long as the cycle.
         unsafe { Pool::from_ngx_pool((*cf).pool) }
-            .allocate(SrvConf {
-                proxy: ProxySetting::Unset,
-            })
+            .allocate(T::default())
             .cast()
     })
 }
@@ -57,7 +61,7 @@ unsafe extern "C" fn merge_srv_conf(
     child: *mut c_void,
 ) -> *mut c_char {
     guard(NGX_CONF_ERROR, || {
-        // SAFETY: nginx passes two SrvConf made by create_srv_conf.
+        // SAFETY: nginx passes two SrvConf made by create_conf.
         let (parent, child) = unsafe { (&*(parent as *const SrvConf), &mut *(child as *mut SrvConf)) };
         if child.proxy == ProxySetting::Unset {
             child.proxy = parent.proxy.clone();
@@ -107,17 +111,6 @@ unsafe extern "C" fn set_proxy(
     })
 }
 
-unsafe extern "C" fn create_block_conf(cf: *mut ngx_conf_t) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        // SAFETY: nginx passes the configuration being parsed, with its pool.
-        unsafe { Pool::from_ngx_pool((*cf).pool) }
-            .allocate(BlockConf {
-                store: StoreSetting::Unset,
-            })
-            .cast()
-    })
-}
-
 /// `ssl_stapling_store path [shared] | redis[s]://... [prefix=P]
 /// [password_file=F] [ca=F] | off;` (a relative path is under nginx's
 /// prefix).
@@ -127,7 +120,7 @@ unsafe extern "C" fn set_store(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx calls a directive handler with the configuration being
-    // parsed and this block's BlockConf (made by create_block_conf).
+    // parsed and this block's BlockConf (made by create_conf).
     guard(NGX_CONF_ERROR, || unsafe {
         set_store_inner(cf, &mut *(conf as *mut BlockConf))
     })
@@ -214,9 +207,9 @@ unsafe fn set_store_inner(cf: *mut ngx_conf_t, conf: &mut BlockConf) -> *mut c_c
 static mut HTTP_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
     postconfiguration: None,
-    create_main_conf: Some(create_block_conf),
+    create_main_conf: Some(create_conf::<BlockConf>),
     init_main_conf: None,
-    create_srv_conf: Some(create_srv_conf),
+    create_srv_conf: Some(create_conf::<SrvConf>),
     merge_srv_conf: Some(merge_srv_conf),
     create_loc_conf: None,
     merge_loc_conf: None,
@@ -272,9 +265,9 @@ const NGX_STREAM_SRV_CONF: u32 = 0x0400_0000;
 static mut STREAM_CTX: StreamModuleCtx = StreamModuleCtx {
     preconfiguration: None,
     postconfiguration: None,
-    create_main_conf: Some(create_block_conf),
+    create_main_conf: Some(create_conf::<BlockConf>),
     init_main_conf: None,
-    create_srv_conf: Some(create_srv_conf),
+    create_srv_conf: Some(create_conf::<SrvConf>),
     merge_srv_conf: Some(merge_srv_conf),
 };
 

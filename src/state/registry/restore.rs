@@ -115,14 +115,7 @@ impl StaplingContext {
                 );
             }
         }
-        if !out.is_empty() {
-            log_info!(
-                log_,
-                "{} staple(s) read from the store \"{}\"",
-                out.len(),
-                store.name()
-            );
-        }
+        log_read(out.len(), &**store, log_);
         out
     }
 
@@ -170,14 +163,7 @@ impl StaplingContext {
                 }
             }
         }
-        if !out.is_empty() {
-            log_info!(
-                log_,
-                "{} staple(s) read from the store \"{}\"",
-                out.len(),
-                store.name()
-            );
-        }
+        log_read(out.len(), store, log_);
         out
     }
 
@@ -197,6 +183,13 @@ impl StaplingContext {
             r if r.status == CertStatus::Unknown => Err(Unusable::Unknown),
             r => Ok(r),
         }
+    }
+}
+
+/// The info line of a start that found staples in the store.
+fn log_read(n: usize, store: &dyn StapleStore, log_: Log) {
+    if n > 0 {
+        log_info!(log_, "{n} staple(s) read from the store \"{}\"", store.name());
     }
 }
 
