@@ -49,6 +49,8 @@ pub struct Entry {
     pub(super) dynamic: bool,
     /// Last handshake that asked for it (dynamic entries' LRU order).
     pub(super) last_used: i64,
+    /// Its place in the eviction order (dynamic entries only).
+    pub(super) lru: super::lru::Link,
     /// When "must-staple certificate served without a staple" was last
     /// logged, so that all workers together log it once a minute.
     gap_logged: i64,
@@ -107,6 +109,7 @@ impl Entry {
             last_result: FetchResult::None,
             dynamic,
             last_used: if dynamic { now } else { 0 },
+            lru: super::lru::Link::unlinked(),
             gap_logged: 0,
             last_error: [0; LAST_ERROR_LEN],
             last_error_len: 0,
@@ -116,6 +119,16 @@ impl Entry {
 
     pub fn key(&self) -> StapleKey {
         self.key
+    }
+
+    /// The entry whose eviction-order link is `link`.
+    ///
+    /// # Safety
+    /// `link` is the `lru` field of a live entry.
+    pub(super) unsafe fn of_lru_link(link: *mut super::lru::Link) -> *mut Entry {
+        // SAFETY: the contract above: the field is at this offset of an
+        // entry.
+        unsafe { link.cast::<u8>().sub(mem::offset_of!(Entry, lru)).cast() }
     }
 
     pub fn source(&self) -> StapleSource {
@@ -328,6 +341,28 @@ impl<M: Memory> std::ops::DerefMut for EntryMut<'_, M> {
 }
 
 impl<M: Memory> EntryMut<'_, M> {
+    /// A handshake served this entry's staple (`true`) or none; a dynamic
+    /// entry becomes the most recently used.
+    pub fn count_handshake(&mut self, stapled: bool, now: i64) {
+        self.entry.count_handshake(stapled, now);
+        self.touch(now);
+    }
+
+    /// A dynamic entry was used now: the head of the eviction order.
+    pub(super) fn touch(&mut self, now: i64) {
+        if !self.entry.dynamic {
+            return;
+        }
+        self.entry.last_used = now;
+        // SAFETY: the lock is held while this EntryMut lives; the root is
+        // the zone's, the entry one of its live entries.
+        unsafe {
+            if let Some(root) = super::root_of(self.mem) {
+                super::lru::to_front(&mut root.lru, &mut self.entry.lru);
+            }
+        }
+    }
+
     fn free_der(&mut self) {
         if !self.entry.der.is_null() {
             // SAFETY: der came from this memory's allocator; the lock is

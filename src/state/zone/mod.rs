@@ -12,6 +12,7 @@
 //! which run leases, eviction, sweeps and reuse without nginx.
 
 mod entry;
+mod lru;
 mod room;
 #[cfg(test)]
 mod tests;
@@ -37,7 +38,7 @@ pub use view::{FetchResult, LAST_ERROR_LEN};
 
 /// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
 /// with another value is wiped and started afresh.
-const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0004;
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0005;
 
 #[repr(C)]
 pub struct Root {
@@ -55,6 +56,9 @@ pub struct Root {
     full_logged: usize,
     tree: ngx_rbtree_t,
     sentinel: ngx_rbtree_node_t,
+    /// Entries of certificates loaded by variables, most recently used
+    /// first (`lru`).
+    lru: lru::Link,
 }
 
 /// What the zone's logic needs from the memory it lives in: a lock, an
@@ -283,6 +287,7 @@ impl<M: Memory> Locked<'_, M> {
                 let root = self.alloc(mem::size_of::<Root>()).ok_or(ZoneFull)? as *mut Root;
                 ptr::write_bytes(root, 0, 1);
                 (*root).magic = LAYOUT_MAGIC;
+                lru::init(&mut (*root).lru);
                 nginx_sys::ngx_rbtree_init(
                     &mut (*root).tree,
                     &mut (*root).sentinel,
@@ -337,6 +342,7 @@ impl<M: Memory> Locked<'_, M> {
             (*root).entries += 1;
             if dynamic {
                 (*root).dynamic_entries += 1;
+                lru::to_front(&mut (*root).lru, &mut (*p).lru);
             }
         }
         NonNull::new(p).ok_or(ZoneFull)
@@ -355,6 +361,8 @@ impl<M: Memory> Locked<'_, M> {
                     if let Some(root) = self.root() {
                         root.dynamic_entries -= 1;
                     }
+                    // SAFETY: as above.
+                    unsafe { lru::unlink(&mut (*e.as_ptr()).lru) };
                 }
                 e
             }
@@ -401,6 +409,7 @@ impl<M: Memory> Locked<'_, M> {
             if (*e).dynamic {
                 (*root).dynamic_entries -= 1;
             }
+            lru::unlink(&mut (*e).lru);
         }
         // SAFETY: as above; the EntryMut frees the staple with this pool.
         self.entry_mut(unsafe { NonNull::new_unchecked(e) }).clear();
@@ -435,13 +444,15 @@ impl<M: Memory> Locked<'_, M> {
     pub fn trim_dynamic(&mut self, max: usize) -> usize {
         let mut evicted = 0;
         while self.dynamic_entries() > max {
-            // SAFETY: entries stay allocated while the lock is held.
-            let oldest = self
-                .entries()
-                .into_iter()
-                .filter(|&e| unsafe { (*e).dynamic })
-                .min_by_key(|&e| unsafe { (*e).last_used });
-            let Some(e) = oldest else { break };
+            let Some(root) = self.root() else { break };
+            // SAFETY: the zone's root, under the lock: the list's tail is
+            // the link of the least recently used dynamic entry (O(1), no
+            // walk).
+            let Some(last) = (unsafe { lru::tail(&mut root.lru) }) else {
+                break;
+            };
+            // SAFETY: the list links only entries' `lru` fields.
+            let e = unsafe { Entry::of_lru_link(last) };
             // SAFETY: an entry of this tree, lock held.
             unsafe { self.remove(e) };
             evicted += 1;
@@ -460,8 +471,8 @@ impl<M: Memory> Locked<'_, M> {
         max: usize,
     ) -> Result<(EntryMut<'_, M>, bool), ZoneFull> {
         if let Some(e) = self.lookup(key) {
-            let e = self.entry_mut(e);
-            e.entry.last_used = now;
+            let mut e = self.entry_mut(e);
+            e.touch(now);
             return Ok((e, false));
         }
         if max == 0 {

@@ -305,6 +305,43 @@ fn certificates_loaded_by_variables_are_evicted_least_recently_used_first() {
 }
 
 #[test]
+fn eviction_follows_the_order_of_use_among_many_configured_entries() {
+    let zone = Zone {
+        mem: Heap::new(64 << 20),
+    };
+    let mut z = zone.lock();
+    let (_, seq) = z.prepare().unwrap();
+    // Configured entries never take part, however many there are.
+    for i in 0..2000u32 {
+        let [a, b, ..] = i.to_le_bytes();
+        z.register(&key(a, b.wrapping_add(100)), seq).unwrap();
+    }
+    // Eight dynamic entries met in the same second: the order of use
+    // decides, not the clock.
+    let d: Vec<StapleKey> = (0..8).map(|i| key(7, 200 + i)).collect();
+    for k in &d {
+        z.register_dynamic(k, NOW, 8).unwrap();
+    }
+    // Used again, in this order: 3, then 0 (through a handshake), then 5.
+    z.register_dynamic(&d[3], NOW, 8).unwrap();
+    z.find(&d[0]).unwrap().count_handshake(true, NOW);
+    z.register_dynamic(&d[5], NOW, 8).unwrap();
+    // Least recently used first: 1 2 4 6 7 3 0 5.
+    let mut order = Vec::new();
+    for max in (0..8).rev() {
+        assert_eq!(z.trim_dynamic(max), 1);
+        let gone: Vec<usize> = (0..8)
+            .filter(|&i| !order.contains(&i) && z.find(&d[i]).is_none())
+            .collect();
+        assert_eq!(gone.len(), 1, "one at a time: {gone:?}");
+        order.extend(gone);
+    }
+    assert_eq!(order, [1, 2, 4, 6, 7, 3, 0, 5]);
+    assert_eq!(z.dynamic_entries(), 0);
+    assert_eq!(count(&mut z), 2000, "every configured entry stays");
+}
+
+#[test]
 fn a_full_zone_keeps_the_staple_it_has_and_says_so_once_per_configuration() {
     let mem = Heap::new(mem::size_of::<Root>() + mem::size_of::<Entry>() + 650);
     let zone = Zone { mem };
