@@ -17,7 +17,7 @@ use Test::Nginx;
 use Test::Nginx::Stapling;
 
 my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
-	->has_daemon('openssl')->plan(17);
+	->has_daemon('openssl')->plan(20);
 my $d = $t->testdir;
 my $ocsp = port(8080);
 $t->make_ca('root');
@@ -65,8 +65,11 @@ $t->expect_log(qr/\[crit\] .*zone "tiny" \(32 KB\) is full/);
 $t->run(workers => 2);
 
 my $log = $t->read_file('error.log');
-like($log, qr/\[warn\] .*"ssl_stapling_zone" "tiny:32k" is too small for 100 staple\(s\) and 256 certificate\(s\) loaded by variables: about (\d+) KB needed/,
-	'too small for the configuration: a warning at startup naming the size needed');
+my ($needed) = $log =~ /\[warn\] .*"ssl_stapling_zone" "tiny:32k" is too small for 100 staple\(s\): about (\d+) KB needed/;
+ok($needed, 'too small for the configuration: a warning at startup naming the size needed');
+# No server loads certificates by variables: no room is reserved for
+# ssl_stapling_dynamic_max (256) of them, which alone would be over 512 KB.
+ok($needed && $needed < 512, "the size needed is for the 100 staples only (" . ($needed // 0) . " KB)");
 my @crit = $log =~ /(\[crit\] [^\n]*)/g;
 is(scalar @crit, 1, 'one crit line');
 like($crit[0] // '', qr/zone "tiny" \(32 KB\) is full: no room for (\d+) of 100 staple\(s\), which are not fetched or served; about \d+ KB needed/,
@@ -140,3 +143,31 @@ for my $i (1, 2, 500, 999, 1000, 1500, 1999, 2000) {
 	$ok++ if defined $t->handshake(port(8082), sni => "s$i.test")->{staple};
 }
 is($ok, 8, 'handshakes across the 2,000 servers are stapled');
+$t->stop;
+
+# --- a server loading its certificates by variables ------------------------
+# The zone keeps room for ssl_stapling_dynamic_max of them: the warning says
+# so, and the size it names is the larger for it.
+$t->write_file_expand('nginx.conf', <<"EOF");
+%%TEST_GLOBALS%%
+
+daemon off;
+
+ssl_stapling_zone tiny:32k;
+events { }
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    server {
+        listen 127.0.0.1:8082 ssl;
+        ssl_certificate \$ssl_server_name.chain.crt;
+        ssl_certificate_key \$ssl_server_name.key;
+        ssl_stapling on;
+    }
+}
+EOF
+$t->run;
+$log = $t->read_file('error.log');
+my ($with) = $log =~ /\[warn\] .*"ssl_stapling_zone" "tiny:32k" is too small for 0 staple\(s\) and 256 certificate\(s\) loaded by variables: about (\d+) KB needed/;
+ok($with, 'certificates loaded by variables: room for ssl_stapling_dynamic_max of them');
+ok($with && $needed && $with > $needed, "more than for the 100 staples (" . ($with // 0) . " KB)");

@@ -200,12 +200,14 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
             log!(
                 NGX_LOG_WARN,
                 log_,
-                "\"ssl_stapling_zone\" \"{}:{}k\" is too small for {} staple(s) and {} certificate(s) \
-                 loaded by variables: about {} KB needed",
+                "\"ssl_stapling_zone\" \"{}:{}k\" is too small for {} staple(s){}: about {} KB needed",
                 String::from_utf8_lossy(&name.0),
                 conf.zone_size / 1024,
                 ctx_ref.certs.len(),
-                conf.settings.dynamic_max,
+                match ctx_ref.dynamic_room() {
+                    0 => String::new(),
+                    n => format!(" and {n} certificate(s) loaded by variables"),
+                },
                 needed.div_ceil(1024)
             );
         }

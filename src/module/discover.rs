@@ -161,6 +161,7 @@ macro_rules! ssl_srv_conf {
                     responder: str_of(&self.stapling_responder),
                     resolver: None,
                     proxy: None,
+                    by_variables: !self.certificate_values.is_null(),
                 })
             }
         }

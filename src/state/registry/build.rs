@@ -82,6 +82,7 @@ impl StaplingContext {
             fetch_task: RefCell::new(None),
             http_servers: 0,
             stream_servers: 0,
+            by_variables: servers.iter().any(|s| s.stapling && s.by_variables),
         };
         let mut by_key: HashMap<StapleKey, usize> = HashMap::new();
 

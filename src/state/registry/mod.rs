@@ -150,6 +150,9 @@ pub struct StaplingContext {
     no_room: RefCell<HashSet<StapleKey>>,
     pub http_servers: usize,
     pub stream_servers: usize,
+    /// A stapling server loads its certificates by variables: the zone
+    /// keeps room for `ssl_stapling_dynamic_max` of them.
+    pub by_variables: bool,
     /// Wakes this worker's fetch loop (see `worker`).
     pub wakeup: Wakeup,
     /// This worker's fetch task, from its start to its exit: dropped with
@@ -217,7 +220,17 @@ impl StaplingContext {
     /// About how large the zone must be for this configuration: its
     /// staples and as many certificates loaded by variables as it keeps.
     pub fn zone_bytes_needed(&self) -> usize {
-        size_for(self.certs.len() + self.settings.dynamic_max)
+        size_for(self.certs.len() + self.dynamic_room())
+    }
+
+    /// How many certificates loaded by variables the zone is sized for:
+    /// none when no stapling server loads any.
+    pub fn dynamic_room(&self) -> usize {
+        if self.by_variables {
+            self.settings.dynamic_max
+        } else {
+            0
+        }
     }
 
     /// Whether the zone had no room for this staple in this configuration

@@ -33,6 +33,9 @@ pub struct StaplingServer {
     pub resolver: Option<(NonNull<ngx_resolver_t>, ngx_msec_t)>,
     /// The server's `ssl_stapling_proxy`.
     pub proxy: Option<ProxyUrl>,
+    /// Its `ssl_certificate` has variables: its certificates are met only
+    /// during handshakes.
+    pub by_variables: bool,
 }
 
 impl StaplingServer {
