@@ -1,9 +1,13 @@
 //! The status page's data: plain copies of the registry's certificates and
-//! their zone entries, taken under the zone lock in one go, so the page
-//! costs the handshake path nothing but that copy.
+//! their zone entries, taken under the zone lock a batch at a time
+//! (`BATCH` entries), so a handshake waits at most for one batch's copy,
+//! whatever the number of certificates.
 
 use crate::state::certificate::{Certificate, StapleKey};
 pub use crate::state::zone::EntryView;
+
+/// How many entries are copied per hold of the zone lock.
+const BATCH: usize = 256;
 
 /// One certificate as the page shows it.
 #[derive(Debug, Clone, Default)]
@@ -91,20 +95,20 @@ pub fn collect(ctx: &crate::state::registry::StaplingContext, now: i64) -> Page 
             certs,
         };
     };
-    let mut dynamic_states = Vec::new();
-    let zone_view;
-    {
+    for batch in certs.chunks_mut(BATCH) {
         let mut z = zone.lock();
-        for view in certs.iter_mut() {
+        for view in batch {
             if let Some(key) = view.id {
                 view.state = z.find(&key).map(|e| e.view());
             }
         }
-        z.for_each(|e| {
-            if e.is_dynamic() {
-                dynamic_states.push((e.key(), e.view()));
-            }
-        });
+    }
+    let mut dynamic_states = Vec::new();
+    let zone_view;
+    {
+        // At most ssl_stapling_dynamic_max entries, from their list.
+        let mut z = zone.lock();
+        z.for_each_dynamic(|e| dynamic_states.push((e.key(), e.view())));
         let usage = z.usage();
         zone_view = ZoneView {
             name: ctx.zone_name(),

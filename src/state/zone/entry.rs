@@ -135,6 +135,7 @@ impl Entry {
         self.source
     }
 
+    #[cfg(test)]
     pub fn is_dynamic(&self) -> bool {
         self.dynamic
     }

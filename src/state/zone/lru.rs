@@ -77,3 +77,20 @@ pub unsafe fn tail(sentinel: *mut Link) -> Option<*mut Link> {
     let last = unsafe { (*sentinel).prev };
     (!last.is_null() && last != sentinel).then_some(last)
 }
+
+/// Calls `f` with every link of `sentinel`'s list, most recently used
+/// first. `f` must not change the list.
+///
+/// # Safety
+/// `sentinel` is a live, initialised list; the lock is held.
+pub unsafe fn for_each(sentinel: *mut Link, mut f: impl FnMut(*mut Link)) {
+    // SAFETY: the contract above: every link up to the sentinel is live.
+    unsafe {
+        let mut l = (*sentinel).next;
+        while !l.is_null() && l != sentinel {
+            let next = (*l).next;
+            f(l);
+            l = next;
+        }
+    }
+}

@@ -387,7 +387,19 @@ impl<M: Memory> Locked<'_, M> {
         }
     }
 
-    /// Calls `f` with every entry.
+    /// Calls `f` with every entry of a certificate loaded by variables,
+    /// most recently used first: at most `ssl_stapling_dynamic_max`, from
+    /// their list, whatever the number of configured staples.
+    pub fn for_each_dynamic(&mut self, mut f: impl FnMut(&Entry)) {
+        let Some(root) = self.root() else { return };
+        // SAFETY: the zone's list, under the lock; it links only entries'
+        // `lru` fields, alive while the lock is held.
+        unsafe { lru::for_each(&mut root.lru, |l| f(&*Entry::of_lru_link(l))) };
+    }
+
+    /// Calls `f` with every entry (the unit tests' count; nginx's paths
+    /// never walk the whole zone under the lock).
+    #[cfg(test)]
     pub fn for_each(&mut self, mut f: impl FnMut(&Entry)) {
         for e in self.entries() {
             // SAFETY: entries stay allocated while the lock is held.

@@ -326,6 +326,11 @@ fn eviction_follows_the_order_of_use_among_many_configured_entries() {
     z.register_dynamic(&d[3], NOW, 8).unwrap();
     z.find(&d[0]).unwrap().count_handshake(true, NOW);
     z.register_dynamic(&d[5], NOW, 8).unwrap();
+    // The status page lists them from their list, most recently used
+    // first, without walking the 2,000 configured entries.
+    let mut listed = Vec::new();
+    z.for_each_dynamic(|e| listed.push(d.iter().position(|k| *k == e.key()).unwrap()));
+    assert_eq!(listed, [5, 0, 3, 7, 6, 4, 2, 1]);
     // Least recently used first: 1 2 4 6 7 3 0 5.
     let mut order = Vec::new();
     for max in (0..8).rev() {
