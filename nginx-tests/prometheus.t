@@ -3,11 +3,12 @@
 # The alerting rules shipped in contrib/prometheus, with Debian's
 # prometheus package: `promtool check rules` and `promtool test rules`
 # pass, and fail when a metric the rules use is renamed (so the unit tests
-# can fail); every metric the rules use is on the module's Prometheus page;
-# then a real Prometheus server scrapes a running nginx's status page, its
-# HTTP API returns the module's series with their labels, and, the
-# responder stopped, SslStaplingFetchFailing fires for the certificate
-# (the rules' `for:` shortened to 1s for the test).
+# can fail); a healthy certificate is counted in the totals and has no
+# series of its own; a real Prometheus server scrapes a running nginx's
+# status page, its HTTP API returns the totals with the scrape's labels,
+# and, the responder stopped, SslStaplingFetchFailing fires for the
+# certificate, whose series carry its labels, and every metric the rules use
+# is then on the page (the rules' `for:` shortened to 1s for the test).
 
 use warnings;
 use strict;
@@ -25,7 +26,7 @@ my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)->has_daemo
 plan(skip_all => "no prometheus and promtool (Debian's prometheus package)")
 	unless grep { -x "$_/promtool" } split /:/, $ENV{PATH}
 	and grep { -x "$_/prometheus" } split /:/, $ENV{PATH};
-$t->plan(12);
+$t->plan(14);
 my $dir = $t->testdir;
 
 my $run = sub {
@@ -75,12 +76,13 @@ EOF
 $t->run(workers => 2);
 ok(wait_for(sub { $t->handshake(port(8443))->{staple} }, 10), 'stapled');
 
-# Every metric an alert uses is on the module's page.
+# A healthy certificate: the totals count it, it has no series of its own
+# (the page's size does not grow with healthy certificates).
 my (undef, undef, $page) = $t->http_request(port(8081), '/status?format=prometheus');
-my %on_page = map { $_ => 1 } $page =~ /^(ssl_stapling_\w+)[{ ]/mg;
+like($page, qr/^ssl_stapling_staples\{state="valid"\} 1$/m, 'the totals count the valid staple');
+unlike($page, qr/subject="CN=site"/, 'a healthy certificate has no series of its own');
 my @used = do { my %u; grep { !$u{$_}++ } join('', grep { /^\s*expr:/ } split /^/, $t->read_file("$contrib/ssl_stapling.rules.yml")) =~ /\b(ssl_stapling_\w+)/g };
 cmp_ok(scalar @used, '>=', 5, 'the rules use the module\'s metrics (' . join(', ', @used) . ')');
-is(join(', ', grep { !$on_page{$_} } @used), '', 'every one of them is on the status page');
 
 # A real Prometheus scrapes it, with the rules (for: shortened).
 (my $rules = $t->read_file("$contrib/ssl_stapling.rules.yml")) =~ s/^(\s*for:) \S+/$1 1s/mg;
@@ -111,15 +113,13 @@ my $api = sub {
 };
 my $series;
 ok(wait_for(sub {
-	my $d = $api->('/api/v1/query?query=ssl_stapling_staple_valid') or return 0;
-	($series) = grep { ($_->{metric}{subject} // '') eq 'CN=site' } @{$d->{result}};
+	my $d = $api->('/api/v1/query?query=ssl_stapling_staples') or return 0;
+	($series) = grep { ($_->{metric}{state} // '') eq 'valid' } @{$d->{result}};
 	$series && $series->{value}[1] eq '1';
-}, 30), 'Prometheus has ssl_stapling_staple_valid 1 for CN=site');
+}, 30), 'Prometheus has ssl_stapling_staples{state="valid"} 1');
 my $m = $series ? $series->{metric} : {};
 is(join(' ', map { "$_=" . ($m->{$_} // '') } qw/ job instance /), "job=nginx instance=127.0.0.1:$nginx_status",
 	'with the scrape\'s labels');
-is(scalar(grep { length($m->{$_} // '') } qw/ sha256 staple serial subject /), 4,
-	'and the module\'s: sha256, staple, serial, subject');
 my $firing = sub {
 	my ($name) = @_;
 	my $d = $api->('/api/v1/alerts') or return ();
@@ -134,3 +134,10 @@ ok(wait_for(sub { @alert = $firing->('SslStaplingFetchFailing'); @alert }, 60),
 	'responder stopped: SslStaplingFetchFailing fires');
 like($alert[0]{annotations}{summary} // '', qr/^OCSP fetches for CN=site have failed \d+ time\(s\) in a row on 127\.0\.0\.1:\d+$/,
 	'its summary names the certificate');
+is(scalar(grep { length($alert[0]{labels}{$_} // '') } qw/ sha256 staple serial subject /), 4,
+	'the failing certificate\'s series carry the module\'s labels: sha256, staple, serial, subject');
+
+# Now it needs attention: every metric an alert uses is on the default page.
+(undef, undef, $page) = $t->http_request(port(8081), '/status?format=prometheus');
+my %on_page = map { $_ => 1 } $page =~ /^(ssl_stapling_\w+)[{ ]/mg;
+is(join(', ', grep { !$on_page{$_} } @used), '', 'every metric the rules use is on the page');

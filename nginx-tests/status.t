@@ -14,7 +14,7 @@ use Test::Nginx;
 use Test::Nginx::Stapling;
 
 my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
-	->has_daemon('openssl')->plan(65);
+	->has_daemon('openssl')->plan(76);
 my $ocsp = port(8080);
 my $closed = port(8081);
 $t->make_ca('root');
@@ -154,6 +154,24 @@ for my $how (['/status?format=prometheus', {}], ['/status', { Accept => 'text/pl
 	like($head, qr{^Content-Type: text/plain; version=0\.0\.4}mi, 'prometheus content type');
 	my @bad = grep { !/^# (HELP|TYPE) \w+ / && !/^[a-z_]+(\{[^}]*\})? (-?\d+(\.\d+)?|\+Inf)$/ } split /\n/, $body;
 	is(join("\n", @bad), '', 'every line is a comment or one sample');
+	# By default, totals by state, and series of their own only for the
+	# certificates that need attention: two (its fetch failed), not one.
+	like($body, qr/^ssl_stapling_staples\{state="total"\} 2$/m, 'two staples in all');
+	like($body, qr/^ssl_stapling_staples\{state="valid"\} 1$/m, 'one valid');
+	like($body, qr/^ssl_stapling_staples\{state="failing"\} 1$/m, 'one failing');
+	like($body, qr/^ssl_stapling_all_fetches_total\{result="ok"\} 1$/m, 'fetches of all staples');
+	like($body, qr/^# TYPE ssl_stapling_all_fetches_total counter$/m, 'a counter');
+	like($body, qr/^ssl_stapling_soonest_next_update_seconds \d+$/m, 'the soonest nextUpdate');
+	my ($sha_one, $sha_two) = map { substr($t->cert_sha256($_), 0, 16) } qw/ one two /;
+	unlike($body, qr/sha256="$sha_one"/, 'no series of its own for the healthy one');
+	like($body, qr/^ssl_stapling_fetch_failures\{sha256="$sha_two"[^}]*\} [1-9]\d*$/m,
+		'the failing one has its series');
+}
+
+# ?detail=all: every certificate's series.
+{
+	my ($status, $head, $body) = page(path => '/status?format=prometheus&detail=all', headers => {});
+	is($status, 200, 'prometheus with detail=all answers 200');
 	like($body, qr/^# TYPE ssl_stapling_staple_valid_seconds gauge$/m, 'valid seconds is a gauge');
 	like($body, qr/^# TYPE ssl_stapling_fetches_total counter$/m, 'fetches is a counter');
 	my $sha = substr($t->cert_sha256('one'), 0, 16);

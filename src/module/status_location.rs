@@ -78,6 +78,16 @@ fn refresh_arg(args: &[u8]) -> Option<&[u8]> {
         .find_map(|pair| pair.strip_prefix(b"refresh="))
 }
 
+/// `?detail=all`: every certificate's series in the Prometheus text; by
+/// default only those of certificates that need attention.
+fn detail_of(args: &[u8]) -> render::Detail {
+    if args.split(|&b| b == b'&').any(|pair| pair == b"detail=all") {
+        render::Detail::All
+    } else {
+        render::Detail::Attention
+    }
+}
+
 /// What the status page is written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -146,7 +156,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
     let nginx_version = nginx_sys::NGINX_VERSION.to_str().unwrap_or("unknown");
     let (body, content_type): (String, &'static [u8]) = match format {
         Format::Prometheus => (
-            render::render_prometheus(&page, module_version, nginx_version),
+            render::render_prometheus(&page, module_version, nginx_version, detail_of(&args)),
             b"text/plain; version=0.0.4; charset=utf-8",
         ),
         Format::Html => (

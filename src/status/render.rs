@@ -183,8 +183,106 @@ fn label(out: &mut String, s: &str) {
     quoted(out, s, false)
 }
 
-pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str) -> String {
-    let mut o = String::with_capacity(1024 + page.certs.len() * 1200);
+/// Which certificates get series of their own in the Prometheus text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Only those that need attention (see `needs_attention`): the number
+    /// of series does not grow with the number of healthy certificates.
+    Attention,
+    /// Every certificate, with its counters too (`?detail=all`).
+    All,
+}
+
+/// A staple within this many seconds of its nextUpdate may be "expiring".
+const EXPIRING_SECS: i64 = 86_400;
+
+/// A valid staple within a day of its nextUpdate and past three quarters
+/// of its validity: a healthy one is refreshed at half (by default), so
+/// this one should have been, whatever its responder's validity period.
+fn expiring(s: &EntryView, now: i64) -> bool {
+    let left = s.next_update - now;
+    let life = s.next_update - s.this_update;
+    s.valid(now) && s.next_update != 0 && left < EXPIRING_SECS.min(life / 4)
+}
+
+/// Without a valid staple, failing to fetch, expiring, or without room in
+/// the zone: what the alerting rules watch.
+fn needs_attention(c: &CertView, now: i64) -> bool {
+    let Some(s) = c.state else { return true };
+    !s.valid(now) || s.failures > 0 || c.zone_full || expiring(&s, now)
+}
+
+/// The totals by state, whatever the number of certificates.
+fn summary(o: &mut String, page: &Page) {
+    let now = page.now;
+    let valid = |c: &CertView| c.state.is_some_and(|s| s.valid(now));
+    let expiring = |c: &CertView| c.state.is_some_and(|s| expiring(&s, now));
+    let count = |f: &dyn Fn(&CertView) -> bool| page.certs.iter().filter(|c| f(c)).count();
+    let states: [(&str, usize); 7] = [
+        ("total", page.certs.len()),
+        ("valid", count(&valid)),
+        ("invalid", count(&|c| !valid(c))),
+        ("failing", count(&|c| c.state.is_some_and(|s| s.failures > 0))),
+        ("expiring", count(&expiring)),
+        ("must_staple_gap", count(&|c| c.must_staple && !valid(c))),
+        ("without_room", count(&|c| c.zone_full)),
+    ];
+    o.push_str(
+        "# HELP ssl_stapling_staples Staples by state (total, valid, invalid, failing, \
+         expiring: not refreshed within a day of its nextUpdate, must-staple without one, \
+         without room).\n\
+         # TYPE ssl_stapling_staples gauge\n",
+    );
+    for (state, n) in states {
+        let _ = writeln!(o, "ssl_stapling_staples{{state=\"{state}\"}} {n}");
+    }
+    let soonest = page
+        .certs
+        .iter()
+        .filter_map(|c| c.state.filter(|s| s.valid(now) && s.next_update != 0))
+        .map(|s| s.next_update - now)
+        .min();
+    if let Some(secs) = soonest {
+        o.push_str(
+            "# HELP ssl_stapling_soonest_next_update_seconds Seconds until the first valid staple \
+             reaches its nextUpdate.\n# TYPE ssl_stapling_soonest_next_update_seconds gauge\n",
+        );
+        let _ = writeln!(o, "ssl_stapling_soonest_next_update_seconds {secs}");
+    }
+    type Total = (
+        &'static str,
+        &'static str,
+        &'static str,
+        [(&'static str, fn(&EntryView) -> u64); 2],
+    );
+    let totals: [Total; 2] = [
+        (
+            "ssl_stapling_all_fetches_total",
+            "OCSP fetches of all staples, by result.",
+            "result",
+            [("ok", |s| s.fetch_ok), ("failed", |s| s.fetch_failed)],
+        ),
+        (
+            "ssl_stapling_all_handshakes_total",
+            "Handshakes asking for a staple, all certificates, by whether one was sent.",
+            "stapled",
+            [("yes", |s| s.stapled), ("no", |s| s.unstapled)],
+        ),
+    ];
+    for (name, help, key, values) in totals {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (v, get) in values {
+            let n: u64 = page.certs.iter().filter_map(|c| c.state.as_ref()).map(get).sum();
+            let _ = writeln!(o, "{name}{{{key}=\"{v}\"}} {n}");
+        }
+    }
+}
+
+/// The Prometheus text: the versions, the zone, the totals by state, and
+/// series of their own for the certificates `detail` asks for.
+pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str, detail: Detail) -> String {
+    let mut o = String::with_capacity(4096);
+
     o.push_str("# HELP ssl_stapling_info Module and nginx versions.\n# TYPE ssl_stapling_info gauge\n");
     o.push_str("ssl_stapling_info{module_version=");
     label(&mut o, module_version);
@@ -222,6 +320,12 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
             let _ = writeln!(o, "}} {v}");
         }
     }
+    summary(&mut o, page);
+    let shown: Vec<&CertView> = page
+        .certs
+        .iter()
+        .filter(|c| detail == Detail::All || needs_attention(c, page.now))
+        .collect();
     let labels = |c: &CertView| {
         let short = |h: &str| h.get(..16).unwrap_or(h).to_string();
         let mut l = String::from("{sha256=");
@@ -264,7 +368,7 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
     ];
     for (i, (name, kind, help)) in gauges.iter().enumerate() {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for c in &page.certs {
+        for c in shown.iter().copied() {
             let s = c.state;
             let valid = s.is_some_and(|s| s.valid(page.now));
             let value = match i {
@@ -311,6 +415,9 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str)
             [("yes", |s| s.stapled), ("no", |s| s.unstapled)],
         ),
     ];
+    if detail != Detail::All {
+        return o;
+    }
     for (name, help, key, values) in counters {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
         for c in &page.certs {

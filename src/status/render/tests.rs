@@ -84,7 +84,7 @@ fn json_has_the_fields() {
 
 #[test]
 fn prometheus_lines() {
-    let p = render_prometheus(&page(), "0.1.0", "1.28.3");
+    let p = render_prometheus(&page(), "0.1.0", "1.28.3", Detail::All);
     assert!(p.contains("ssl_stapling_staple_valid_seconds{sha256=\"abababababababab\",staple=\"cdcdcdcdcdcdcdcd\",subject=\"CN=a \\\"quoted\\\"\",serial=\"1f\"} 600\n"));
     assert!(p.contains(",result=\"failed\"} 1\n"));
     assert!(p.contains("# TYPE ssl_stapling_fetch_failures gauge\nssl_stapling_fetch_failures{sha256=\"abababababababab\",staple=\"cdcdcdcdcdcdcdcd\",subject=\"CN=a \\\"quoted\\\"\",serial=\"1f\"} 1\n"));
@@ -125,4 +125,95 @@ fn html_for_people() {
     let good = h.find("CN=fine").unwrap();
     assert!(gap < good, "the gap first");
     assert!(h.contains("timeout"));
+}
+
+/// `n` certificates, all healthy but the `sick` ones (failing to fetch).
+fn many(n: usize, sick: &[usize]) -> Page {
+    let one = page();
+    let base = one.certs[0].clone();
+    let certs = (0..n)
+        .map(|i| {
+            let mut c = base.clone();
+            c.subject = Some(format!("CN=c{i}"));
+            c.must_staple = false;
+            if let Some(s) = c.state.as_mut() {
+                s.failures = u32::from(sick.contains(&i));
+                // Valid for a week.
+                s.next_update = one.now + 7 * 86_400 + i as i64;
+            }
+            c
+        })
+        .collect();
+    Page { certs, ..one }
+}
+
+#[test]
+fn prometheus_series_do_not_grow_with_healthy_certificates() {
+    let series = |p: &str| p.lines().filter(|l| !l.starts_with('#')).count();
+    let small = render_prometheus(&many(10, &[3]), "0.1.0", "1.28.3", Detail::Attention);
+    let large = render_prometheus(&many(10_000, &[3]), "0.1.0", "1.28.3", Detail::Attention);
+    assert_eq!(series(&small), series(&large), "{large}");
+    assert!(series(&large) < 40, "{large}");
+    let healthy = render_prometheus(&many(10_000, &[]), "0.1.0", "1.28.3", Detail::Attention);
+    assert_eq!(series(&healthy), 18, "{healthy}");
+    // The totals count every certificate.
+    assert!(large.contains("ssl_stapling_staples{state=\"total\"} 10000\n"));
+    assert!(large.contains("ssl_stapling_staples{state=\"valid\"} 10000\n"));
+    assert!(large.contains("ssl_stapling_staples{state=\"failing\"} 1\n"));
+    assert!(large.contains("ssl_stapling_staples{state=\"expiring\"} 0\n"));
+    assert!(large.contains("ssl_stapling_soonest_next_update_seconds 604800\n"));
+    assert!(large.contains("ssl_stapling_all_fetches_total{result=\"ok\"} 30000\n"));
+    assert!(large.contains("ssl_stapling_all_handshakes_total{stapled=\"no\"} 20000\n"));
+    // The one that needs attention has its series, and only it.
+    assert!(large.contains(",subject=\"CN=c3\",serial=\"1f\"} 1\n"));
+    assert_eq!(large.matches("ssl_stapling_fetch_failures{").count(), 1);
+    assert!(
+        !large.contains("ssl_stapling_fetches_total{"),
+        "per-certificate counters: detail=all"
+    );
+    // Everything with detail=all.
+    let all = render_prometheus(&many(100, &[3]), "0.1.0", "1.28.3", Detail::All);
+    assert_eq!(all.matches("ssl_stapling_staple_valid{").count(), 100);
+    assert_eq!(all.matches("ssl_stapling_fetches_total{").count(), 200);
+}
+
+#[test]
+fn attention_means_what_the_alerts_watch() {
+    let mut p = many(4, &[]);
+    let now = p.now;
+    // 0: healthy; 1: an hour left of a day's validity (not refreshed at
+    // half); 2: no staple; 3: no room.
+    if let Some(s) = p.certs[1].state.as_mut() {
+        s.this_update = now - 86_400;
+        s.next_update = now + 3600;
+    }
+    if let Some(s) = p.certs[2].state.as_mut() {
+        s.has_staple = false;
+    }
+    p.certs[3].zone_full = true;
+    let shown: Vec<bool> = p.certs.iter().map(|c| needs_attention(c, now)).collect();
+    assert_eq!(shown, [false, true, true, true]);
+    let text = render_prometheus(&p, "0.1.0", "1.28.3", Detail::Attention);
+    assert!(text.contains("ssl_stapling_staples{state=\"expiring\"} 1\n"));
+    assert!(text.contains("ssl_stapling_staples{state=\"invalid\"} 1\n"));
+    assert!(text.contains("ssl_stapling_staples{state=\"without_room\"} 1\n"));
+    assert!(!text.contains("subject=\"CN=c0\""));
+}
+
+#[test]
+fn a_short_validity_is_not_expiring_while_refreshed() {
+    // Four-hour responses, refreshed at half: 2-4 hours left is healthy.
+    let mut p = many(1, &[]);
+    let now = p.now;
+    if let Some(s) = p.certs[0].state.as_mut() {
+        s.this_update = now - 3600;
+        s.next_update = now + 3 * 3600;
+    }
+    assert!(!needs_attention(&p.certs[0], now));
+    // Past three quarters of it: attention.
+    if let Some(s) = p.certs[0].state.as_mut() {
+        s.this_update = now - 3 * 3600 - 60;
+        s.next_update = now + 3600 - 60;
+    }
+    assert!(needs_attention(&p.certs[0], now));
 }
