@@ -112,7 +112,7 @@ hs() for 1 .. 5;
 @all = $t->read_file('error.log') =~ /$gap_re/g;
 is(scalar @all, 2, 'not again right after');
 
-my (undef, undef, $body) = $t->http_request(port(8446), '/');
+my (undef, undef, $body) = $t->http_request(port(8446), '/?detail=all');
 my $j = decode_json($body);
 my ($ms) = grep { ($_->{subject} // '') =~ /CN=ms$/ } @{$j->{certificates}};
 my ($fine) = grep { ($_->{subject} // '') =~ /CN=fine$/ } @{$j->{certificates}};

@@ -14,7 +14,7 @@ use Test::Nginx;
 use Test::Nginx::Stapling;
 
 my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)
-	->has_daemon('openssl')->plan(76);
+	->has_daemon('openssl')->plan(85);
 my $ocsp = port(8080);
 my $closed = port(8081);
 $t->make_ca('root');
@@ -69,7 +69,7 @@ sub page {
 }
 
 sub json_page {
-	my ($status, $head, $body) = page();
+	my ($status, $head, $body) = page(path => '/status?detail=all');
 	is($status, 200, 'status page answers 200');
 	like($head, qr{^Content-Type: application/json}mi, 'JSON content type');
 	my $j = eval { decode_json($body) };
@@ -105,6 +105,26 @@ is(scalar @{$j->{certificates}}, 2, 'two certificates listed');
 my ($one) = grep { ($_->{subject} // '') =~ /CN=one$/ } @{$j->{certificates}};
 my ($two) = grep { ($_->{subject} // '') =~ /CN=two$/ } @{$j->{certificates}};
 ok($one && $two, 'each certificate by its subject');
+
+# Without ?detail=all: the totals by state, and only the certificates that
+# need attention (two, whose fetch failed); filters by state and id, pages.
+sub listed {
+	my (undef, undef, $body) = page(path => $_[0]);
+	my $d = eval { decode_json($body) } // {};
+	return ($d, join ' ', map { ($_->{subject} // '') =~ s/.*CN=//r } @{$d->{certificates} // []});
+}
+my ($d, $names) = listed('/status');
+is($names, 'two', 'by default only the certificate that needs attention is listed');
+is(join(' ', map { "$_=" . ($d->{summary}{$_} // '') } qw/ total valid invalid failing /),
+	'total=2 valid=1 invalid=1 failing=1', 'the summary counts both');
+is($d->{listed}{matching}, 1, 'and says how many matched');
+is((listed('/status?state=valid'))[1], 'one', 'state=valid lists one');
+is((listed("/status?id=$one->{id}"))[1], 'one', 'id=<staple id> lists that staple');
+is((listed("/status?id=$two->{sha256}"))[1], 'two', 'id=<certificate sha256> lists its staples');
+($d, $names) = listed('/status?detail=all&per_page=1&page=2');
+is(scalar @{$d->{certificates} // []}, 1, 'per_page=1: one per page');
+is($d->{listed}{matching}, 2, 'of two matching');
+is((listed('/status?detail=all&per_page=1&page=3'))[1], '', 'past the last page: none');
 (my $serial = $t->serial('one')) =~ s/^0+//;
 (my $shown = uc($one->{serial} // '')) =~ s/^0+//;
 is($shown, $serial, 'serial (hex) as in the certificate');

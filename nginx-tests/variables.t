@@ -66,7 +66,7 @@ EOF
 }
 
 sub page {
-	my (undef, undef, $body) = $t->http_request(port(8444), '/');
+	my (undef, undef, $body) = $t->http_request(port(8444), '/?detail=all');
 	return eval { decode_json($body) } // {};
 }
 

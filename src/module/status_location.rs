@@ -15,6 +15,7 @@ use super::arg;
 use crate::base::guard::guard;
 use crate::state::certificate::StapleKey;
 use crate::state::registry::RefreshTarget;
+use crate::status::select::Query;
 use crate::status::{collect, html, render};
 
 const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
@@ -78,16 +79,6 @@ fn refresh_arg(args: &[u8]) -> Option<&[u8]> {
         .find_map(|pair| pair.strip_prefix(b"refresh="))
 }
 
-/// `?detail=all`: every certificate's series in the Prometheus text; by
-/// default only those of certificates that need attention.
-fn detail_of(args: &[u8]) -> render::Detail {
-    if args.split(|&b| b == b'&').any(|pair| pair == b"detail=all") {
-        render::Detail::All
-    } else {
-        render::Detail::Attention
-    }
-}
-
 /// What the status page is written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -142,6 +133,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
         .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(b"accept"))
         .map(|(_, v)| v.as_bytes().to_vec());
     let format = format_of(&args, accept.as_deref());
+    let query = Query::parse(&args);
 
     let now = nginx_sys::ngx_time();
     let page = match super::context::current_context() {
@@ -156,7 +148,16 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
     let nginx_version = nginx_sys::NGINX_VERSION.to_str().unwrap_or("unknown");
     let (body, content_type): (String, &'static [u8]) = match format {
         Format::Prometheus => (
-            render::render_prometheus(&page, module_version, nginx_version, detail_of(&args)),
+            render::render_prometheus(
+                &page,
+                module_version,
+                nginx_version,
+                if query.all {
+                    render::Detail::All
+                } else {
+                    render::Detail::Attention
+                },
+            ),
             b"text/plain; version=0.0.4; charset=utf-8",
         ),
         Format::Html => (
@@ -164,7 +165,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
             b"text/html; charset=utf-8",
         ),
         Format::Json => (
-            render::render_json(&page, module_version, nginx_version),
+            render::render_json(&page, module_version, nginx_version, &query),
             b"application/json",
         ),
     };

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::collect::{CertView, EntryView, Page};
+use super::select::{needs_attention, totals, Query, STATES};
 use crate::state::zone::StapleSource;
 fn source_str(s: StapleSource) -> &'static str {
     match s {
@@ -78,8 +79,11 @@ fn json_time(out: &mut String, t: i64) {
     }
 }
 
-pub fn render_json(page: &Page, module_version: &str, nginx_version: &str) -> String {
-    let mut o = String::with_capacity(512 + page.certs.len() * 900);
+/// The JSON page: versions, zone, totals by state, and the certificates
+/// `query` selects (by default those that need attention).
+pub fn render_json(page: &Page, module_version: &str, nginx_version: &str, query: &Query) -> String {
+    let (listed, matching) = query.select(page);
+    let mut o = String::with_capacity(1024 + listed.len() * 900);
     o.push_str("{\"module_version\":");
     json_str(&mut o, module_version);
     o.push_str(",\"nginx_version\":");
@@ -99,8 +103,28 @@ pub fn render_json(page: &Page, module_version: &str, nginx_version: &str) -> St
         }
         None => o.push_str("null"),
     }
+    let (counts, soonest) = totals(page);
+    o.push_str(",\"summary\":{");
+    for (i, (state, n)) in STATES.iter().zip(counts).enumerate() {
+        let _ = write!(o, "{}\"{state}\":{n}", if i > 0 { "," } else { "" });
+    }
+    o.push_str(",\"soonest_next_update\":");
+    json_time(&mut o, soonest.map_or(0, |s| page.now + s));
+    o.push_str("},\"listed\":{\"detail\":");
+    json_str(&mut o, if query.all { "all" } else { "attention" });
+    o.push_str(",\"state\":");
+    json_opt_str(&mut o, query.state.as_deref());
+    o.push_str(",\"id\":");
+    json_opt_str(&mut o, query.id.as_deref());
+    let _ = write!(o, ",\"matching\":{matching},\"page\":");
+    match query.page {
+        Some(p) => {
+            let _ = write!(o, "{p},\"per_page\":{}}}", query.per_page);
+        }
+        None => o.push_str("null,\"per_page\":null}"),
+    }
     o.push_str(",\"certificates\":[");
-    for (i, c) in page.certs.iter().enumerate() {
+    for (i, c) in listed.iter().copied().enumerate() {
         if i > 0 {
             o.push(',');
         }
@@ -193,55 +217,18 @@ pub enum Detail {
     All,
 }
 
-/// A staple within this many seconds of its nextUpdate may be "expiring".
-const EXPIRING_SECS: i64 = 86_400;
-
-/// A valid staple within a day of its nextUpdate and past three quarters
-/// of its validity: a healthy one is refreshed at half (by default), so
-/// this one should have been, whatever its responder's validity period.
-fn expiring(s: &EntryView, now: i64) -> bool {
-    let left = s.next_update - now;
-    let life = s.next_update - s.this_update;
-    s.valid(now) && s.next_update != 0 && left < EXPIRING_SECS.min(life / 4)
-}
-
-/// Without a valid staple, failing to fetch, expiring, or without room in
-/// the zone: what the alerting rules watch.
-fn needs_attention(c: &CertView, now: i64) -> bool {
-    let Some(s) = c.state else { return true };
-    !s.valid(now) || s.failures > 0 || c.zone_full || expiring(&s, now)
-}
-
 /// The totals by state, whatever the number of certificates.
 fn summary(o: &mut String, page: &Page) {
-    let now = page.now;
-    let valid = |c: &CertView| c.state.is_some_and(|s| s.valid(now));
-    let expiring = |c: &CertView| c.state.is_some_and(|s| expiring(&s, now));
-    let count = |f: &dyn Fn(&CertView) -> bool| page.certs.iter().filter(|c| f(c)).count();
-    let states: [(&str, usize); 7] = [
-        ("total", page.certs.len()),
-        ("valid", count(&valid)),
-        ("invalid", count(&|c| !valid(c))),
-        ("failing", count(&|c| c.state.is_some_and(|s| s.failures > 0))),
-        ("expiring", count(&expiring)),
-        ("must_staple_gap", count(&|c| c.must_staple && !valid(c))),
-        ("without_room", count(&|c| c.zone_full)),
-    ];
+    let (counts, soonest) = totals(page);
     o.push_str(
         "# HELP ssl_stapling_staples Staples by state (total, valid, invalid, failing, \
          expiring: not refreshed within a day of its nextUpdate, must-staple without one, \
          without room).\n\
          # TYPE ssl_stapling_staples gauge\n",
     );
-    for (state, n) in states {
+    for (state, n) in STATES.iter().zip(counts) {
         let _ = writeln!(o, "ssl_stapling_staples{{state=\"{state}\"}} {n}");
     }
-    let soonest = page
-        .certs
-        .iter()
-        .filter_map(|c| c.state.filter(|s| s.valid(now) && s.next_update != 0))
-        .map(|s| s.next_update - now)
-        .min();
     if let Some(secs) = soonest {
         o.push_str(
             "# HELP ssl_stapling_soonest_next_update_seconds Seconds until the first valid staple \

@@ -60,7 +60,7 @@ fn page() -> Page {
 
 #[test]
 fn json_has_the_fields() {
-    let j = render_json(&page(), "0.1.0", "1.28.3");
+    let j = render_json(&page(), "0.1.0", "1.28.3", &Query::parse(b"detail=all"));
     for want in [
         "\"subject\":\"CN=a \\\"quoted\\\"\"",
         "\"serial\":\"1f\"",
@@ -216,4 +216,40 @@ fn a_short_validity_is_not_expiring_while_refreshed() {
         s.next_update = now + 3600 - 60;
     }
     assert!(needs_attention(&p.certs[0], now));
+}
+
+#[test]
+fn json_lists_what_the_query_asks_for() {
+    let p = many(50, &[7, 9]);
+    let listed = |args: &[u8]| {
+        let j = render_json(&p, "0.1.0", "1.28.3", &Query::parse(args));
+        (j.matches("{\"subject\":").count(), j)
+    };
+    // By default, the totals and the two that need attention.
+    let (n, j) = listed(b"");
+    assert_eq!(n, 2, "{j}");
+    assert!(
+        j.contains("\"summary\":{\"total\":50,\"valid\":50,\"invalid\":0,\"failing\":2,"),
+        "{j}"
+    );
+    assert!(j.contains("\"listed\":{\"detail\":\"attention\",\"state\":null,\"id\":null,\"matching\":2,\"page\":null,\"per_page\":null}"), "{j}");
+    assert_eq!(listed(b"detail=all").0, 50);
+    assert_eq!(listed(b"state=valid").0, 50);
+    assert_eq!(listed(b"state=failing").0, 2);
+    assert_eq!(listed(b"state=nonsense").0, 0);
+    // Pages of 20: 20, 20, 10, then none.
+    let pages: Vec<usize> = (1..=4)
+        .map(|n| listed(format!("detail=all&per_page=20&page={n}").as_bytes()).0)
+        .collect();
+    assert_eq!(pages, [20, 20, 10, 0]);
+    let (_, j) = listed(b"detail=all&per_page=20&page=3");
+    assert!(j.contains("\"matching\":50,\"page\":3,\"per_page\":20}"), "{j}");
+    // One by its staple id or its certificate's SHA-256.
+    let id = p.certs[0].id.map(|k| k.to_string()).unwrap_or_default();
+    assert_eq!(
+        listed(format!("id={id}").as_bytes()).0,
+        50,
+        "all 50 share the id here"
+    );
+    assert_eq!(listed(b"id=00").0, 0);
 }

@@ -223,9 +223,10 @@ sub http_request {
 	return ($status // 0, $head // '', $body // '');
 }
 
-# The JSON status page at 127.0.0.1:$port/status, or undef.
+# The JSON status page at 127.0.0.1:$port/status with every certificate
+# listed (?detail=all), or undef.
 sub status_page {
-	my ($status, undef, $body) = $_[0]->http_request($_[1], '/status');
+	my ($status, undef, $body) = $_[0]->http_request($_[1], '/status?detail=all');
 	require JSON::PP;
 	return $status == 200 ? eval { JSON::PP::decode_json($body) } : undef;
 }
