@@ -128,6 +128,11 @@ fn write_config(dir: &Path, mode: Mode, o: &Options, port: u16, module: &Path, s
     }
     if store && mode == Mode::Module {
         c += &format!("    ssl_stapling_store {}/store;\n", dir.display());
+        // The status page, for its size and build time at scale.
+        c += &format!(
+            "    server {{ listen 127.0.0.1:{}; location /status {{ ssl_stapling_status; }} }}\n",
+            status_port(dir)?
+        );
     }
     for i in 0..o.certs {
         c += &format!(
@@ -235,6 +240,11 @@ fn responder_port(dir: &Path) -> Result<u16> {
     Ok(fs::read_to_string(dir.join("ocsp.port"))?.trim().parse()?)
 }
 
+/// Where the scale run's nginx serves its status page.
+fn status_port(dir: &Path) -> Result<u16> {
+    Ok(fs::read_to_string(dir.join("status.port"))?.trim().parse()?)
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("bench: {e}");
@@ -256,6 +266,7 @@ fn run() -> Result<()> {
 
     let ocsp_port = free_port()?;
     fs::write(dir.join("ocsp.port"), ocsp_port.to_string())?;
+    fs::write(dir.join("status.port"), free_port()?.to_string())?;
     let port = free_port()?;
     eprintln!(
         "bench: {} certificate(s), {} workers, {} client threads, {} s per run, {} rounds",
@@ -344,6 +355,16 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         o.threads,
         Duration::from_secs(o.duration),
     );
+    // The status page as a scraper and a person get it.
+    let pages = [
+        "/status?format=prometheus",
+        "/status?format=prometheus&detail=all",
+        "/status",
+        "/status?detail=all",
+    ]
+    .iter()
+    .map(|path| status_page(status_port(&s.dir)?, path))
+    .collect::<Result<Vec<_>>>()?;
     nginx.reload(o.workers)?;
     std::thread::sleep(Duration::from_millis(200));
     let zone_line = nginx
@@ -399,5 +420,39 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         restart_line,
         restart_stapled_pct: pct(restart.stapled, restart.handshakes),
         restart_handshakes: restart.handshakes,
+        pages,
+    })
+}
+
+/// One GET of the status page on 127.0.0.1:`port`: its path, the time to
+/// the whole answer (median of 5), its size, and its samples (lines that
+/// are not comments, for Prometheus text).
+fn status_page(port: u16, path: &str) -> Result<report::PageFigures> {
+    use std::io::{Read, Write};
+    let mut times = Vec::new();
+    let mut body = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        write!(c, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer)?;
+        times.push(t0.elapsed());
+        let start = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |p| p + 4);
+        body = answer.split_off(start);
+    }
+    times.sort();
+    let text = String::from_utf8_lossy(&body);
+    Ok(report::PageFigures {
+        path: path.to_string(),
+        millis: times[times.len() / 2].as_secs_f64() * 1000.0,
+        bytes: body.len(),
+        samples: text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count(),
     })
 }

@@ -41,6 +41,16 @@ pub struct Scale {
     pub restart_line: String,
     pub restart_stapled_pct: f64,
     pub restart_handshakes: u64,
+    /// The status page's variants, with their size and build time.
+    pub pages: Vec<PageFigures>,
+}
+
+pub struct PageFigures {
+    pub path: String,
+    pub millis: f64,
+    pub bytes: usize,
+    /// Lines that are not comments (Prometheus: its series).
+    pub samples: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -275,4 +285,10 @@ pub fn scale(s: &Scale) {
         "  {}",
         s.restart_line.split("ssl_stapling: ").last().unwrap_or("")
     );
+    for p in &s.pages {
+        println!(
+            "  status page {}: {:.1} ms, {} bytes, {} lines without '#'",
+            p.path, p.millis, p.bytes, p.samples
+        );
+    }
 }
