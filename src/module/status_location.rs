@@ -15,7 +15,7 @@ use super::arg;
 use crate::base::guard::guard;
 use crate::state::certificate::StapleKey;
 use crate::state::registry::RefreshTarget;
-use crate::status::select::Query;
+use crate::status::select::{needs_attention, Query};
 use crate::status::{collect, html, render};
 
 const NGX_ERROR: ngx_int_t = Status::NGX_ERROR.0;
@@ -137,7 +137,16 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
 
     let now = nginx_sys::ngx_time();
     let page = match super::context::current_context() {
-        Some(ctx) => collect::collect(ctx, now),
+        Some(ctx) => {
+            // Only the certificates the page lists are described.
+            let listed: &dyn Fn(&collect::CertView, i64) -> bool = match format {
+                Format::Html => &|_, _| true,
+                Format::Prometheus if query.all => &|_, _| true,
+                Format::Prometheus => &needs_attention,
+                Format::Json => &|c, now| query.matches(c, now),
+            };
+            collect::collect(ctx, now, listed)
+        }
         None => collect::Page {
             now,
             zone: None,

@@ -48,43 +48,72 @@ pub struct Page {
 }
 
 impl CertView {
-    pub fn of(cert: &Certificate, dynamic: bool) -> Self {
-        let serial = cert
+    /// What the totals and the selection need: cheap to copy.
+    fn bare(cert: &Certificate, dynamic: bool) -> Self {
+        CertView {
+            id: Some(cert.key),
+            sha256: Some(cert.sha256.to_string()),
+            protocol: match cert.protocol {
+                crate::state::certificate::Protocol::Http => "http",
+                crate::state::certificate::Protocol::Stream => "stream",
+            },
+            dynamic,
+            must_staple: cert.must_staple,
+            ..CertView::default()
+        }
+    }
+
+    /// What a listed certificate shows besides: subject, serial, servers,
+    /// responder, file.
+    fn describe(&mut self, cert: &Certificate) {
+        self.subject = Some(crate::state::registry::subject_of(&cert.x509));
+        self.serial = cert
             .x509
             .serial_number()
             .to_bn()
             .ok()
             .and_then(|b| b.to_hex_str().ok().map(|h| h.to_lowercase()));
-        CertView {
-            subject: Some(crate::state::registry::subject_of(&cert.x509)),
-            serial,
-            id: Some(cert.key),
-            sha256: Some(cert.sha256.to_string()),
-            servers: cert.servers.clone(),
-            protocol: match cert.protocol {
-                crate::state::certificate::Protocol::Http => "http",
-                crate::state::certificate::Protocol::Stream => "stream",
-            },
-            responder: cert.plan.as_ref().map(|p| p.describe()),
-            file: cert.file.clone(),
-            dynamic,
-            must_staple: cert.must_staple,
-            zone_full: false,
-            state: None,
-        }
+        self.servers = cert.servers.clone();
+        self.responder = cert.plan.as_ref().map(|p| p.describe());
+        self.file = cert.file.clone();
+    }
+
+    pub fn of(cert: &Certificate, dynamic: bool) -> Self {
+        let mut view = CertView::bare(cert, dynamic);
+        view.describe(cert);
+        view
     }
 }
 
 /// Copies what the page shows: the configured certificates, then those
 /// loaded by variables (the zone's, described by this worker where it
-/// knows them).
-pub fn collect(ctx: &crate::state::registry::StaplingContext, now: i64) -> Page {
+/// knows them). Only the configured certificates `listed` picks (from
+/// their state) get their subject, serial and the rest: the page lists
+/// only those, and the others count in its totals alone.
+pub fn collect(
+    ctx: &crate::state::registry::StaplingContext,
+    now: i64,
+    listed: &dyn Fn(&CertView, i64) -> bool,
+) -> Page {
+    let page = collect_states(ctx, now);
+    let Page { now, zone, mut certs } = page;
+    for (view, cert) in certs.iter_mut().zip(&ctx.certs) {
+        if listed(view, now) {
+            view.describe(cert);
+        }
+    }
+    Page { now, zone, certs }
+}
+
+/// Every certificate bare (see `CertView::bare`) with its zone state,
+/// those loaded by variables described.
+fn collect_states(ctx: &crate::state::registry::StaplingContext, now: i64) -> Page {
     let mut certs: Vec<CertView> = ctx
         .certs
         .iter()
         .map(|c| CertView {
             zone_full: ctx.without_room(&c.key),
-            ..CertView::of(c, false)
+            ..CertView::bare(c, false)
         })
         .collect();
     let dynamic = ctx.dynamic_snapshot();

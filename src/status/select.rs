@@ -115,7 +115,8 @@ impl Query {
         q
     }
 
-    fn matches(&self, c: &CertView, now: i64) -> bool {
+    /// Whether `c` is listed (before paging).
+    pub fn matches(&self, c: &CertView, now: i64) -> bool {
         if let Some(id) = &self.id {
             let key = c.id.map(|k| k.to_string());
             return key.as_deref() == Some(id.as_str()) || c.sha256.as_deref() == Some(id.as_str());
