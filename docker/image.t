@@ -95,7 +95,7 @@ sub curl {
 sub status {
 	my ($n) = @_;
 	my ($rc, $out) = podman('exec', "$name-$n", 'curl', '-s',
-		'http://127.0.0.1:8080/stapling-status');
+		'http://127.0.0.1:8080/stapling-status?detail=all');
 	return $rc == 0 ? eval { decode_json($out) } : undef;
 }
 
