@@ -95,14 +95,13 @@ pub fn collect(
     now: i64,
     listed: &dyn Fn(&CertView, i64) -> bool,
 ) -> Page {
-    let page = collect_states(ctx, now);
-    let Page { now, zone, mut certs } = page;
-    for (view, cert) in certs.iter_mut().zip(&ctx.certs) {
+    let mut page = collect_states(ctx, now);
+    for (view, cert) in page.certs.iter_mut().zip(&ctx.certs) {
         if listed(view, now) {
             view.describe(cert);
         }
     }
-    Page { now, zone, certs }
+    page
 }
 
 /// Every certificate bare (see `CertView::bare`) with its zone state,

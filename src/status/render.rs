@@ -217,6 +217,39 @@ pub enum Detail {
     All,
 }
 
+/// A label value of a counter, and the entry field it reads.
+type LabelValue = (&'static str, fn(&EntryView) -> u64);
+
+/// A counter of the entries: per certificate (`?detail=all`) and summed
+/// over all of them (always), with one label whose values read one field.
+struct Counter {
+    name: &'static str,
+    help: &'static str,
+    total_name: &'static str,
+    total_help: &'static str,
+    label: &'static str,
+    values: [LabelValue; 2],
+}
+
+const COUNTERS: [Counter; 2] = [
+    Counter {
+        name: "ssl_stapling_fetches_total",
+        help: "OCSP fetches by result.",
+        total_name: "ssl_stapling_all_fetches_total",
+        total_help: "OCSP fetches of all staples, by result.",
+        label: "result",
+        values: [("ok", |s| s.fetch_ok), ("failed", |s| s.fetch_failed)],
+    },
+    Counter {
+        name: "ssl_stapling_handshakes_total",
+        help: "Handshakes asking for a staple, by whether one was sent.",
+        total_name: "ssl_stapling_all_handshakes_total",
+        total_help: "Handshakes asking for a staple, all certificates, by whether one was sent.",
+        label: "stapled",
+        values: [("yes", |s| s.stapled), ("no", |s| s.unstapled)],
+    },
+];
+
 /// The totals by state, whatever the number of certificates.
 fn summary(o: &mut String, page: &Page) {
     let (counts, soonest) = totals(page);
@@ -236,29 +269,10 @@ fn summary(o: &mut String, page: &Page) {
         );
         let _ = writeln!(o, "ssl_stapling_soonest_next_update_seconds {secs}");
     }
-    type Total = (
-        &'static str,
-        &'static str,
-        &'static str,
-        [(&'static str, fn(&EntryView) -> u64); 2],
-    );
-    let totals: [Total; 2] = [
-        (
-            "ssl_stapling_all_fetches_total",
-            "OCSP fetches of all staples, by result.",
-            "result",
-            [("ok", |s| s.fetch_ok), ("failed", |s| s.fetch_failed)],
-        ),
-        (
-            "ssl_stapling_all_handshakes_total",
-            "Handshakes asking for a staple, all certificates, by whether one was sent.",
-            "stapled",
-            [("yes", |s| s.stapled), ("no", |s| s.unstapled)],
-        ),
-    ];
-    for (name, help, key, values) in totals {
+    for c in &COUNTERS {
+        let (name, help, key) = (c.total_name, c.total_help, c.label);
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (v, get) in values {
+        for (v, get) in c.values {
             let n: u64 = page.certs.iter().filter_map(|c| c.state.as_ref()).map(get).sum();
             let _ = writeln!(o, "{name}{{{key}=\"{v}\"}} {n}");
         }
@@ -382,33 +396,14 @@ pub fn render_prometheus(page: &Page, module_version: &str, nginx_version: &str,
             let _ = writeln!(o, "{name}{}}} {value}", labels(c));
         }
     }
-    type Counter = (
-        &'static str,
-        &'static str,
-        &'static str,
-        [(&'static str, fn(&EntryView) -> u64); 2],
-    );
-    let counters: [Counter; 2] = [
-        (
-            "ssl_stapling_fetches_total",
-            "OCSP fetches by result.",
-            "result",
-            [("ok", |s| s.fetch_ok), ("failed", |s| s.fetch_failed)],
-        ),
-        (
-            "ssl_stapling_handshakes_total",
-            "Handshakes asking for a staple, by whether one was sent.",
-            "stapled",
-            [("yes", |s| s.stapled), ("no", |s| s.unstapled)],
-        ),
-    ];
     if detail != Detail::All {
         return o;
     }
-    for (name, help, key, values) in counters {
+    for counter in &COUNTERS {
+        let (name, help, key) = (counter.name, counter.help, counter.label);
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
         for c in &page.certs {
-            for (v, get) in values {
+            for (v, get) in counter.values {
                 let n = c.state.as_ref().map_or(0, get);
                 let _ = writeln!(o, "{name}{},{key}=\"{v}\"}} {n}", labels(c));
             }
