@@ -17,9 +17,9 @@ use Time::HiRes qw/ time sleep /;
 use Test::Nginx;
 use Test::Nginx::Stapling;
 
-my $lib = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 my $t = Test::Nginx::Stapling->new->has(qw/http http_ssl socket_ssl/)->has_daemon('openssl');
-plan(skip_all => "no libfaketime ($lib; Debian's faketime)") unless -f $lib;
+my $lib = Test::Nginx::Stapling::faketime_lib();
+plan(skip_all => "no libfaketime (Debian's faketime)") unless $lib;
 $t->plan(7);
 my $ocsp = port(8080);
 my $clock = $t->testdir . '/clock';

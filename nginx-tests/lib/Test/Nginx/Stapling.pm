@@ -328,13 +328,23 @@ sub set_status {
 	$self->write_file("$o{ca}.index", join("\n", @lines) . "\n");
 }
 
+# Debian's libfaketime (package faketime), or undef. Preloaded directly:
+# the `faketime` wrapper keeps a POSIX semaphore named after its pid, and
+# one left behind by a wrapper that was killed makes a later wrapper that
+# gets the same pid fail ("sem_open: File exists").
+sub faketime_lib {
+	my ($lib) = grep { -f } glob('/usr/lib/*/faketime/libfaketime.so.1'), '/usr/lib/faketime/libfaketime.so.1';
+	return $lib;
+}
+
 # A DER OCSP response of CA $o{ca} (signed by $o{signer}) for @{$o{certs}}
 # into file $out; ndays or nmin set nextUpdate; shift (say '-2d') makes it
-# at another time, through faketime. Returns its path.
+# at another time, through libfaketime. Returns its path.
 sub ocsp_response {
 	my ($self, $out, %o) = @_;
 	my ($ca, $signer) = ($o{ca}, $o{signer} // $o{ca});
-	$self->run_cmd(($o{shift} ? "faketime -f '$o{shift}' " : '')
+	my $lib = $o{shift} && (faketime_lib() // die "ocsp_response: shift needs libfaketime (Debian's faketime)\n");
+	$self->run_cmd(($o{shift} ? "env LD_PRELOAD=$lib FAKETIME='$o{shift}' " : '')
 		. "openssl ocsp -index $ca.index -CA $ca.crt -rsigner $signer.crt -rkey $signer.key"
 		. " -issuer $ca.crt " . join(' ', map { "-cert $_.crt" } @{$o{certs}})
 		. " -respout $out " . (defined $o{nmin} ? "-nmin $o{nmin}" : '-ndays ' . ($o{ndays} // 1)));
