@@ -102,9 +102,13 @@ my $id1 = $t->staple_ids(status_port($nginx[0]), 'c1');
 my $ttl = $t->redis('TTL', "ssl_stapling:staple:$id1");
 ok($ttl > 86400 - 600 && $ttl <= 86400, "a staple's time to live ends at its nextUpdate ($ttl s)");
 
+# A staple is taken from Redis only when it is newer (its thisUpdate, in
+# whole seconds) than the one held: before a refresh whose staples another
+# instance must take, the clock moves past the second of the last fetch.
+my $next_second = sub { my $s = time; wait_for(sub { time > int($s) + 1 }, 5) };
+
 # A refresh: the first instance fetches, the second takes its staples.
-my $s0 = time;
-wait_for(sub { time > int($s0) + 1 }, 5);
+$next_second->();
 $before = $t->ocsp_requests;
 is($refresh->($nginx[0]), 202, 'first instance: refresh requested');
 ok(wait_for(sub { $t->ocsp_requests - $before >= $N }, 20), 'first instance: fetched');
@@ -137,6 +141,7 @@ ok($all_stapled->($nginx[2]), 'and every staple still served');
 
 # Redis back (empty): sharing resumes without a reload.
 $t->start_redis($redis_port, $password);
+$next_second->();
 $before = $t->ocsp_requests;
 is($refresh->($nginx[0]), 202, 'Redis back: refresh requested');
 ok(wait_for(sub { $t->ocsp_requests - $before >= $N
