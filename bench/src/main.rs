@@ -45,6 +45,8 @@ struct Options {
     out: PathBuf,
     /// Only the many-certificates figures, no rounds.
     scale_only: bool,
+    /// Keep the working directory (certificates, configuration, store).
+    keep: bool,
     /// `ssl_stapling_fetch_concurrency` for the module (its default if None).
     fetch_concurrency: Option<usize>,
     /// Only the fleet comparison, with this many instances (0: none).
@@ -55,7 +57,7 @@ struct Options {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: scripts/bench [--duration SECS] [--rounds N] [--threads N] [--workers N] [--certs N] [--out DIR] [--scale-only] [--fetch-concurrency N] [--instances N [--store redis]]\n\
+        "usage: scripts/bench [--duration SECS] [--rounds N] [--threads N] [--workers N] [--certs N] [--out DIR] [--scale-only] [--keep] [--fetch-concurrency N] [--instances N [--store redis]]\n\
          defaults: --duration 8 --rounds 3 --threads 4 --workers 2 --certs 1 --out build/bench"
     );
     std::process::exit(2)
@@ -70,6 +72,7 @@ fn options() -> Options {
         certs: 1,
         out: PathBuf::from("build/bench"),
         scale_only: false,
+        keep: false,
         fetch_concurrency: None,
         instances: 0,
         redis: false,
@@ -85,6 +88,7 @@ fn options() -> Options {
             "--certs" => o.certs = val().parse().unwrap_or_else(|_| usage()),
             "--out" => o.out = PathBuf::from(val()),
             "--scale-only" => o.scale_only = true,
+            "--keep" => o.keep = true,
             "--fetch-concurrency" => o.fetch_concurrency = Some(val().parse().unwrap_or_else(|_| usage())),
             "--instances" => o.instances = val().parse().unwrap_or_else(|_| usage()),
             "--store" => match val().as_str() {
@@ -99,6 +103,15 @@ fn options() -> Options {
         usage();
     }
     o
+}
+
+/// The working directory removed, unless --keep asked to keep it.
+fn remove_work(dir: &Path, o: &Options) {
+    if o.keep {
+        eprintln!("bench: kept {}", dir.display());
+    } else {
+        let _ = fs::remove_dir_all(dir);
+    }
 }
 
 fn free_port() -> Result<u16> {
@@ -289,14 +302,14 @@ fn run() -> Result<()> {
     if o.instances > 0 {
         let runs = fleet::run(&setup, &o, o.instances, o.redis)?;
         println!("{}", fleet::summary(&runs, o.instances, o.certs));
-        let _ = fs::remove_dir_all(&dir);
+        remove_work(&dir, &o);
         return Ok(());
     }
     if o.certs > 1 {
         report::scale(&setup_scale(&setup, &o)?);
     }
     if o.scale_only {
-        let _ = fs::remove_dir_all(&dir);
+        remove_work(&dir, &o);
         return Ok(());
     }
 
@@ -319,7 +332,7 @@ fn run() -> Result<()> {
         o.out.join("results.png").display()
     );
     println!("{}", report::summary(&rows));
-    let _ = fs::remove_dir_all(&dir);
+    remove_work(&dir, &o);
     Ok(())
 }
 

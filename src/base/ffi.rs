@@ -10,7 +10,7 @@ use std::ptr;
 use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::asn1::{Asn1GeneralizedTimeRef, Asn1IntegerRef};
 use openssl::hash::MessageDigest;
-use openssl::ocsp::OcspBasicResponseRef;
+use openssl::ocsp::{OcspBasicResponse, OcspBasicResponseRef};
 use openssl::ssl::{SslContextRef, SslRef};
 use openssl::stack::StackRef;
 use openssl::x509::X509StoreContext;
@@ -47,6 +47,51 @@ extern "C" {
     fn X509_OBJECT_get0_X509_CRL(obj: *const sys::X509_OBJECT) -> *mut sys::X509_CRL;
     fn X509_STORE_get0_param(store: *mut sys::X509_STORE) -> *mut sys::X509_VERIFY_PARAM;
     fn ASN1_STRING_get0_data(x: *const sys::ASN1_STRING) -> *const u8;
+    fn d2i_OCSP_BASICRESP(
+        a: *mut *mut sys::OCSP_BASICRESP,
+        input: *mut *const u8,
+        len: std::ffi::c_long,
+    ) -> *mut sys::OCSP_BASICRESP;
+    #[cfg(test)]
+    fn i2d_OCSP_BASICRESP(a: *mut sys::OCSP_BASICRESP, out: *mut *mut u8) -> c_int;
+    fn OCSP_basic_add1_cert(resp: *mut sys::OCSP_BASICRESP, cert: *mut sys::X509) -> c_int;
+}
+
+/// A DER BasicOCSPResponse, parsed; `None` unless all of `der` is one.
+pub fn basic_from_der(der: &[u8]) -> Option<OcspBasicResponse> {
+    let len = std::ffi::c_long::try_from(der.len()).ok()?;
+    let mut p = der.as_ptr();
+    // SAFETY: d2i reads at most `len` bytes from `p` and advances it past
+    // what it parsed; the result is a new object we own (or null).
+    let basic = unsafe { d2i_OCSP_BASICRESP(ptr::null_mut(), &mut p, len) };
+    if basic.is_null() {
+        return None;
+    }
+    // SAFETY: a new object, owned from here on (freed on drop).
+    let basic = unsafe { OcspBasicResponse::from_ptr(basic) };
+    // SAFETY: `p` points into `der` or just past its end.
+    let used = unsafe { p.offset_from(der.as_ptr()) };
+    (used == der.len() as isize).then_some(basic)
+}
+
+/// Adds `cert` to the certificates a basic response carries (as parsing
+/// a response with that certificate in it would have); false on failure.
+pub fn basic_add_cert(basic: &OcspBasicResponseRef, cert: &X509Ref) -> bool {
+    // SAFETY: both live; OCSP_basic_add1_cert takes its own reference.
+    unsafe { OCSP_basic_add1_cert(basic.as_ptr(), cert.as_ptr()) == 1 }
+}
+
+/// A basic response's DER encoding.
+#[cfg(test)]
+pub fn basic_to_der(basic: &OcspBasicResponseRef) -> Option<Vec<u8>> {
+    // SAFETY: i2d with a null output gives the length; then it writes
+    // exactly that many bytes into a buffer of that size.
+    unsafe {
+        let len = i2d_OCSP_BASICRESP(basic.as_ptr(), ptr::null_mut());
+        let mut out = vec![0u8; usize::try_from(len).ok()?];
+        let mut p = out.as_mut_ptr();
+        (i2d_OCSP_BASICRESP(basic.as_ptr(), &mut p) == len).then_some(out)
+    }
 }
 
 /// `SSL_CTRL_SELECT_CURRENT_CERT` from ssl.h (OpenSSL 1.0.2+).

@@ -3,12 +3,15 @@
 //! given time. The same checks apply to staples read from `ssl_stapling_file`,
 //! fetched from a responder, or read back from a store.
 
+use std::collections::HashMap;
+
 use foreign_types::ForeignTypeRef;
 use openssl::asn1::{Asn1GeneralizedTimeRef, Asn1Time, Asn1TimeRef};
 use openssl::error::ErrorStack;
 use openssl::hash::{hash, MessageDigest};
 use openssl::ocsp::{
-    OcspBasicResponseRef, OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus,
+    OcspBasicResponse, OcspBasicResponseRef, OcspCertId, OcspCertStatus, OcspFlag, OcspResponse,
+    OcspResponseStatus,
 };
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreRef;
@@ -244,11 +247,76 @@ fn first_reason(e: &ErrorStack) -> String {
         .unwrap_or_else(|| "verification failed".to_string())
 }
 
+/// Certificates met in responses, each parsed once: a responder puts the
+/// same certificate (its own, or its CA's) into every response it signs.
+#[derive(Default)]
+pub struct CertCache(HashMap<Vec<u8>, X509>);
+
+/// The most distinct certificates a cache keeps (responses from a hostile
+/// store may each carry another).
+const CERT_CACHE_MAX: usize = 64;
+
+impl CertCache {
+    fn get(&mut self, der: &[u8]) -> Option<X509> {
+        if let Some(c) = self.0.get(der) {
+            return Some(c.clone());
+        }
+        let c = X509::from_der(der).ok()?;
+        if self.0.len() < CERT_CACHE_MAX {
+            self.0.insert(der.to_vec(), c.clone());
+        }
+        Some(c)
+    }
+}
+
+/// The basic response of a successful response, its certificates taken
+/// from `cache`: what parsing the whole response gives, without parsing a
+/// certificate met before. `None` when the response must be parsed whole
+/// (another status, another encoding, anything that does not parse).
+fn basic_with_cache(der: &[u8], cache: &mut CertCache) -> Option<OcspBasicResponse> {
+    let parts = split::split(der)?;
+    let basic = ffi::basic_from_der(&parts.basic_without_certs)?;
+    for c in parts.certs {
+        let cert = cache.get(c)?;
+        if !ffi::basic_add_cert(&basic, &cert) {
+            return None;
+        }
+    }
+    Some(basic)
+}
+
 /// Checks one DER response for one certificate at time `now` (Unix seconds),
 /// the way nginx checks fetched responses, plus the check nginx leaves out:
 /// a response already past its nextUpdate is refused, since it would never
 /// be served; and, when `rules` limit it, one whose thisUpdate is too old.
 pub fn check_response(
+    der: &[u8],
+    id: &CertificateStatusId,
+    signature: &dyn SignatureCheck,
+    now: i64,
+    rules: &TimeRules,
+) -> Result<CheckedResponse, OcspError> {
+    check_response_cached(der, id, signature, now, rules, &mut CertCache::default())
+}
+
+/// `check_response`, with the certificates responses carry parsed once
+/// per `cache`.
+pub fn check_response_cached(
+    der: &[u8],
+    id: &CertificateStatusId,
+    signature: &dyn SignatureCheck,
+    now: i64,
+    rules: &TimeRules,
+    cache: &mut CertCache,
+) -> Result<CheckedResponse, OcspError> {
+    if let Some(basic) = basic_with_cache(der, cache) {
+        return check_basic(der, &basic, id, signature, now, rules);
+    }
+    check_whole(der, id, signature, now, rules)
+}
+
+/// `check_response` parsing the whole response, certificates and all.
+fn check_whole(
     der: &[u8],
     id: &CertificateStatusId,
     signature: &dyn SignatureCheck,
@@ -261,11 +329,21 @@ pub fn check_response(
         return Err(OcspError::NotSuccessful(response_status_name(status)));
     }
     let basic = resp.basic().map_err(|_| OcspError::NotBasic)?;
-    signature.verify(&basic)?;
+    check_basic(der, &basic, id, signature, now, rules)
+}
 
-    let (status, this_update, next_update) = id.find(&basic)?;
+/// The checks of a successful response's basic response.
+fn check_basic(
+    der: &[u8],
+    basic: &OcspBasicResponseRef,
+    id: &CertificateStatusId,
+    signature: &dyn SignatureCheck,
+    now: i64,
+    rules: &TimeRules,
+) -> Result<CheckedResponse, OcspError> {
+    signature.verify(basic)?;
+    let (status, this_update, next_update) = id.find(basic)?;
     check_validity(this_update, next_update, now, rules)?;
-
     Ok(CheckedResponse {
         der: der.to_vec(),
         status,
@@ -316,6 +394,8 @@ pub fn check_validity(
     }
     Ok(())
 }
+
+mod split;
 
 #[cfg(test)]
 mod tests;

@@ -167,3 +167,45 @@ fn skew_and_max_age() {
     // Without a maximum age, any thisUpdate in the past will do.
     assert!(validity(0, None, 1_000_000).is_ok());
 }
+
+/// The responses parsed with their certificates from a cache give what
+/// parsing them whole gives, signature checks included, for every fixture
+/// and for each with one byte changed anywhere.
+#[test]
+fn certificates_from_the_cache_change_no_result() {
+    let ca = pem("ca.pem");
+    let mut store = openssl::x509::store::X509StoreBuilder::new().unwrap();
+    store.add_cert(ca.clone()).unwrap();
+    let store = store.build();
+    let chain = [ca];
+    let id = leaf_id();
+    let (this, _) = times("good.der");
+    let mut cache = CertCache::default();
+    for verify in [true, false] {
+        let sig = ChainSignatureCheck {
+            chain: &chain,
+            store: &store,
+            verify,
+        };
+        for name in ["good.der", "revoked.der", "other.der", "no-next-update.der"] {
+            let full = der(name);
+            let mut inputs = vec![full.clone()];
+            for at in (0..full.len()).step_by(7) {
+                let mut m = full.clone();
+                m[at] ^= 0x01;
+                inputs.push(m);
+            }
+            for input in inputs {
+                let rules = TimeRules::default();
+                let whole = check_whole(&input, &id, &sig, this + 60, &rules);
+                let cached = check_response_cached(&input, &id, &sig, this + 60, &rules, &mut cache);
+                assert_eq!(
+                    format!("{cached:?}"),
+                    format!("{whole:?}"),
+                    "{name}, verify {verify}"
+                );
+            }
+        }
+    }
+    assert!(check(&der("good.der"), &id, &NoSignatureCheck, this + 60).is_ok());
+}

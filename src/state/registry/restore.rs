@@ -3,9 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{size_problem, StaplingContext, TooLarge};
+use super::{size_problem, Settings, StaplingContext, TooLarge};
 use crate::base::log::{log_info, log_warn, Log};
-use crate::ocsp::response::{check_response, peek_next_update, CertStatus, CheckedResponse, OcspError};
+use crate::base::parallel;
+use crate::ocsp::response::{
+    check_response_cached, peek_next_update, CertCache, CertStatus, CertificateStatusId, ChainSignatureCheck,
+    CheckedResponse, OcspError, TimeRules,
+};
 use crate::state::certificate::{Certificate, StapleKey};
 use crate::state::store::StapleStore;
 
@@ -41,9 +45,9 @@ impl StaplingContext {
         for c in fetched() {
             by_sha256.entry(c.sha256).or_default().push(c);
         }
-        let mut out = Vec::new();
         let mut found = HashSet::new();
         let mut legacy = Vec::new();
+        let mut read = Vec::new();
         for (key, path) in files {
             if by_key.contains_key(&key) && !wanted.contains(&key) {
                 // The zone has a staple already (a reload): not read.
@@ -53,30 +57,40 @@ impl StaplingContext {
                 legacy.push((key, path));
                 continue;
             }
-            let shown = path.display();
             let Some(der) = read_logged(&path, log_) else {
                 continue;
             };
-            let Some(cert) = by_key.get(&key) else {
+            let Some(&cert) = by_key.get(&key) else {
                 // Kept while it could serve a certificate put back in the
                 // configuration; removed once it never could.
                 let removed = useless(&der, now) && std::fs::remove_file(&path).is_ok();
                 log_warn!(
                     log_,
-                    "\"{shown}\" in the store is for no configured certificate; ignored{}",
+                    "\"{}\" in the store is for no configured certificate; ignored{}",
+                    path.display(),
                     if removed { " and removed" } else { "" }
                 );
                 continue;
             };
-            match self.usable(cert, &der, now) {
+            read.push((key, path, cert, der));
+        }
+        let checks: Vec<_> = read
+            .iter()
+            .map(|(_, _, cert, der)| (StoredCheck::new(&self.settings, cert), &der[..]))
+            .collect();
+        let checked = check_all(&checks, now);
+        let mut out = Vec::new();
+        for ((key, path, cert, _), result) in read.iter().zip(checked) {
+            match result {
                 Ok(resp) => {
-                    found.insert(key);
-                    out.push((key, resp));
+                    found.insert(*key);
+                    out.push((*key, resp));
                 }
                 Err(why) => {
                     log_warn!(
                         log_,
-                        "stored OCSP response \"{shown}\" for certificate \"{}\" ignored: {why}",
+                        "stored OCSP response \"{}\" for certificate \"{}\" ignored: {why}",
+                        path.display(),
                         cert.name
                     );
                 }
@@ -148,10 +162,19 @@ impl StaplingContext {
                 return Vec::new();
             }
         };
+        let read: Vec<_> = values
+            .into_iter()
+            .filter_map(|(key, der)| Some((key, *certs.get(&key)?, der)))
+            .collect();
+        let checks: Vec<_> = read
+            .iter()
+            .map(|(_, cert, der)| (StoredCheck::new(&self.settings, cert), &der[..]))
+            .collect();
+        let checked = check_all(&checks, now);
         let mut out = Vec::new();
-        for (key, der) in values {
-            let Some(cert) = certs.get(&key) else { continue };
-            match self.usable(cert, &der, now) {
+        for ((key, cert, _), result) in read.iter().zip(checked) {
+            let key = *key;
+            match result {
                 Ok(resp) => out.push((key, resp)),
                 Err(why) => {
                     log_warn!(
@@ -169,21 +192,52 @@ impl StaplingContext {
 
     /// A stored response checked for `cert`'s staple as a fetched one is.
     pub fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, Unusable> {
-        if let Some(why) = size_problem(der.len(), self.settings.max_staple_bytes) {
+        StoredCheck::new(&self.settings, cert).run(der, now, &mut CertCache::default())
+    }
+}
+
+/// What a stored response is checked against for one staple: the parts of
+/// the settings and of the certificate the check reads, which threads may
+/// share (a `Certificate` holds its SSL_CTX's pointer, a context its
+/// worker's cells).
+struct StoredCheck<'a> {
+    max_bytes: usize,
+    serve_revoked: bool,
+    time: TimeRules,
+    id: &'a CertificateStatusId,
+    signature: ChainSignatureCheck<'a>,
+}
+
+impl<'a> StoredCheck<'a> {
+    fn new(settings: &Settings, cert: &'a Certificate) -> Self {
+        StoredCheck {
+            max_bytes: settings.max_staple_bytes,
+            serve_revoked: settings.serve_revoked,
+            time: settings.time,
+            id: &cert.status_id,
+            signature: cert.signature_check(),
+        }
+    }
+
+    fn run(&self, der: &[u8], now: i64, cache: &mut CertCache) -> Result<CheckedResponse, Unusable> {
+        if let Some(why) = size_problem(der.len(), self.max_bytes) {
             return Err(why.into());
         }
-        match check_response(
-            der,
-            &cert.status_id,
-            &cert.signature_check(),
-            now,
-            &self.settings.time,
-        )? {
-            r if r.status == CertStatus::Revoked && !self.settings.serve_revoked => Err(Unusable::Revoked),
+        match check_response_cached(der, self.id, &self.signature, now, &self.time, cache)? {
+            r if r.status == CertStatus::Revoked && !self.serve_revoked => Err(Unusable::Revoked),
             r if r.status == CertStatus::Unknown => Err(Unusable::Unknown),
             r => Ok(r),
         }
     }
+}
+
+/// Every stored response checked, in order, spread over the cores (a start
+/// with thousands of staples in the store waits for these checks), each
+/// thread parsing a certificate the responses carry once.
+fn check_all(checks: &[(StoredCheck<'_>, &[u8])], now: i64) -> Vec<Result<CheckedResponse, Unusable>> {
+    parallel::map(checks, |cache: &mut CertCache, (check, der)| {
+        check.run(der, now, cache)
+    })
 }
 
 /// The info line of a start that found staples in the store.
