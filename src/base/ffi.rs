@@ -57,6 +57,28 @@ extern "C" {
     fn OCSP_basic_add1_cert(resp: *mut sys::OCSP_BASICRESP, cert: *mut sys::X509) -> c_int;
 }
 
+/// Makes `len` bytes that `fill` writes the handshake's OCSP staple
+/// (OpenSSL takes the buffer over); false when it could not.
+pub fn set_ocsp_status_with(ssl: &mut SslRef, len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
+    let Ok(c_len) = std::ffi::c_long::try_from(len) else {
+        return false;
+    };
+    // SAFETY: a fresh OPENSSL_malloc buffer of `len` bytes, filled, then
+    // handed to the SSL (which frees it), or freed here if it refused it.
+    unsafe {
+        let p = sys::OPENSSL_malloc(len.max(1)) as *mut u8;
+        if p.is_null() {
+            return false;
+        }
+        fill(std::slice::from_raw_parts_mut(p, len));
+        if sys::SSL_set_tlsext_status_ocsp_resp(ssl.as_ptr(), p, c_len) == 1 {
+            return true;
+        }
+        sys::OPENSSL_free(p.cast());
+        false
+    }
+}
+
 /// A DER BasicOCSPResponse, parsed; `None` unless all of `der` is one.
 pub fn basic_from_der(der: &[u8]) -> Option<OcspBasicResponse> {
     let len = std::ffi::c_long::try_from(der.len()).ok()?;

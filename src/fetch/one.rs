@@ -13,7 +13,7 @@ use crate::state::certificate::Certificate;
 use crate::state::certificate::Fetched;
 use crate::state::registry::{size_problem, StaplingContext};
 use crate::state::store::Persist;
-use crate::state::zone::{Entry, Zone};
+use crate::state::zone::{EntryMut, Zone};
 
 /// Fetches one staple and applies the result; returns what the store is
 /// to get (a staple, or its removal), if anything.
@@ -150,7 +150,7 @@ fn apply(
 /// tells whether the previous staple is still served.
 #[allow(clippy::too_many_arguments)]
 fn fail(
-    e: &mut Entry,
+    e: &mut EntryMut<'_>,
     policy: &schedule::Policy,
     now: i64,
     random: u32,

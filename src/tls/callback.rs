@@ -85,7 +85,7 @@ fn staple(ctx: &StaplingContext, ssl: &mut SslRef, cert: &Certificate) -> c_int 
     };
     let stapled = entry
         .servable(now)
-        .is_some_and(|der| ssl.set_ocsp_status(der).is_ok());
+        .is_some_and(|der| ffi::set_ocsp_status_with(ssl, der.len(), |out| der.copy_to(out)));
     entry.count_handshake(stapled, now);
     if stapled {
         return SSL_TLSEXT_ERR_OK;

@@ -8,6 +8,7 @@ use std::ptr;
 
 use nginx_sys::ngx_rbtree_node_t;
 
+use super::chunks::{self, Chunks};
 use super::view::{EntryView, FetchResult, StapleSource, LAST_ERROR_LEN};
 use super::{bump_generation, Memory, Slab, ZoneFull};
 use crate::ocsp::response::{CertStatus, CheckedResponse};
@@ -54,10 +55,15 @@ pub struct Entry {
     /// When "must-staple certificate served without a staple" was last
     /// logged, so that all workers together log it once a minute.
     gap_logged: i64,
-    last_error: [u8; LAST_ERROR_LEN],
-    last_error_len: usize,
+    /// The last fetch's error, if any: its own allocation ([length, bytes
+    /// ...]), made only while fetches fail.
+    last_error: *mut u8,
     pub(super) config_seq: u64,
 }
+
+// An entry fills a 256-byte slab slot: a staple then costs its bytes, its
+// pieces' links and rounding (`chunks`), and these 256.
+const _: () = assert!(mem::size_of::<Entry>() <= 256);
 
 /// Why a worker may not fetch an entry now, and when to look again.
 pub struct NotYet(pub i64);
@@ -111,8 +117,7 @@ impl Entry {
             last_used: if dynamic { now } else { 0 },
             lru: super::lru::Link::unlinked(),
             gap_logged: 0,
-            last_error: [0; LAST_ERROR_LEN],
-            last_error_len: 0,
+            last_error: ptr::null_mut(),
             config_seq,
         }
     }
@@ -143,46 +148,56 @@ impl Entry {
     /// The staple, if there is one that may be served at `now`: never at or
     /// after its nextUpdate. (Whether a revoked response may be a staple at
     /// all is decided before it is stored.)
-    pub fn servable(&self, now: i64) -> Option<&[u8]> {
+    pub fn servable(&self, now: i64) -> Option<Chunks<'_>> {
         if self.next_update != 0 && self.next_update <= now {
             return None;
         }
         self.der()
     }
 
-    /// The staple's DER, whatever its validity (for the disk store).
-    pub fn der(&self) -> Option<&[u8]> {
+    /// The staple's DER, whatever its validity.
+    pub fn der(&self) -> Option<Chunks<'_>> {
         if self.der.is_null() || self.der_len == 0 {
             return None;
         }
-        // SAFETY: der/der_len describe a live slab allocation owned by this
-        // entry; entries are only reached under the zone lock.
-        Some(unsafe { std::slice::from_raw_parts(self.der, self.der_len) })
+        // SAFETY: der/der_len describe a live chain of slab pieces owned by
+        // this entry; entries are only reached under the zone lock, which
+        // the borrow of `self` spans.
+        Some(unsafe { Chunks::new(self.der, self.der_len) })
+    }
+
+    pub fn has_staple(&self) -> bool {
+        !self.der.is_null() && self.der_len > 0
     }
 
     pub fn last_error(&self) -> &[u8] {
-        &self.last_error[..self.last_error_len.min(LAST_ERROR_LEN)]
-    }
-
-    fn set_last_error(&mut self, msg: &str) {
-        let b = msg.as_bytes();
-        let n = b.len().min(LAST_ERROR_LEN);
-        self.last_error[..n].copy_from_slice(&b[..n]);
-        self.last_error_len = n;
+        if self.last_error.is_null() {
+            return &[];
+        }
+        // SAFETY: a live allocation of this entry holding its length byte,
+        // then that many bytes (`EntryMut::set_last_error`).
+        unsafe {
+            let n = usize::from(*self.last_error).min(LAST_ERROR_LEN);
+            std::slice::from_raw_parts(self.last_error.add(1), n)
+        }
     }
 
     pub fn view(&self) -> EntryView {
         EntryView {
             source: self.source,
-            has_staple: self.der().is_some(),
+            has_staple: self.has_staple(),
             status: self.status,
             this_update: self.this_update,
             next_update: self.next_update,
             next_refresh: self.next_refresh,
             last_fetch: self.last_fetch,
             last_result: self.last_result,
-            last_error: self.last_error,
-            last_error_len: self.last_error_len.min(LAST_ERROR_LEN),
+            last_error: {
+                let mut b = [0; LAST_ERROR_LEN];
+                b[..self.last_error().len()].copy_from_slice(self.last_error());
+                b
+            },
+            last_error_len: self.last_error().len(),
             fetch_ok: self.fetch_ok,
             fetch_failed: self.fetch_failed,
             failures: self.failures,
@@ -265,7 +280,7 @@ impl Entry {
     /// be woken: returns how long ago it expired. Once per staple: after
     /// that, failed fetches back off as usual.
     pub fn expired_seen(&mut self, now: i64) -> Option<i64> {
-        let expired = self.der().is_some() && self.next_update != 0 && self.next_update <= now;
+        let expired = self.has_staple() && self.next_update != 0 && self.next_update <= now;
         if !expired || self.expiry_noted == self.next_update {
             return None;
         }
@@ -284,7 +299,7 @@ impl Entry {
 
     /// The thisUpdate of the staple held, if there is one.
     pub fn staple_this_update(&self) -> Option<i64> {
-        self.der().map(|_| self.this_update)
+        self.has_staple().then_some(self.this_update)
     }
 
     pub fn set_next_refresh(&mut self, at: i64) {
@@ -297,19 +312,13 @@ impl Entry {
         self.status != CertStatus::Revoked || self.this_update != resp.this_update
     }
 
-    /// A fetch failed with `cause`; `schedule(failures, kept)` says when to
-    /// try again, `kept` being the nextUpdate (0: none) of a staple still
-    /// served. Returns that `kept`.
-    pub fn record_failure(
-        &mut self,
-        cause: &str,
-        now: i64,
-        schedule: impl FnOnce(u32, Option<i64>) -> i64,
-    ) -> Option<i64> {
+    /// A fetch failed; `schedule(failures, kept)` says when to try again,
+    /// `kept` being the nextUpdate (0: none) of a staple still served.
+    /// Returns that `kept`. (`EntryMut::record_failure` keeps the cause.)
+    fn note_failure(&mut self, now: i64, schedule: impl FnOnce(u32, Option<i64>) -> i64) -> Option<i64> {
         self.failures = self.failures.saturating_add(1);
         self.fetch_failed += 1;
         self.last_result = FetchResult::Failed;
-        self.set_last_error(cause);
         let kept = self.servable(now).map(|_| self.next_update);
         self.next_refresh = schedule(self.failures, kept.filter(|&n| n != 0));
         kept
@@ -365,25 +374,23 @@ impl<M: Memory> EntryMut<'_, M> {
     }
 
     fn free_der(&mut self) {
-        if !self.entry.der.is_null() {
-            // SAFETY: der came from this memory's allocator; the lock is
-            // held for as long as this EntryMut lives.
-            unsafe { self.mem.free(self.entry.der) };
-        }
+        // SAFETY: der is null or a chain `chunks::write` made on this
+        // memory; the lock is held for as long as this EntryMut lives.
+        unsafe { chunks::free(self.mem, self.entry.der) };
         self.entry.der = ptr::null_mut();
         self.entry.der_len = 0;
     }
 
     /// Replaces the staple. On failure the previous staple stays.
     pub fn store(&mut self, resp: &CheckedResponse, source: StapleSource, now: i64) -> Result<(), ZoneFull> {
-        let len = resp.der.len();
-        let p = self.mem.alloc(len.max(1)).ok_or(ZoneFull)?;
-        // SAFETY: p has room for len bytes.
-        unsafe { ptr::copy_nonoverlapping(resp.der.as_ptr(), p, len) };
+        if resp.der.is_empty() {
+            return Err(ZoneFull);
+        }
+        let p = chunks::write(self.mem, &resp.der).ok_or(ZoneFull)?;
         self.free_der();
         let e = &mut *self.entry;
         e.der = p;
-        e.der_len = len;
+        e.der_len = resp.der.len();
         e.source = source;
         e.status = resp.status;
         e.this_update = resp.this_update;
@@ -392,6 +399,49 @@ impl<M: Memory> EntryMut<'_, M> {
         // SAFETY: as above.
         unsafe { bump_generation(self.mem) };
         Ok(())
+    }
+
+    /// Keeps `msg` (cut to LAST_ERROR_LEN bytes) as the last error; an
+    /// empty one frees it. When the zone has no room for it, there is none.
+    fn set_last_error(&mut self, msg: &str) {
+        if !self.entry.last_error.is_null() {
+            // SAFETY: an allocation of this memory, owned by the entry; the
+            // lock is held.
+            unsafe { self.mem.free(self.entry.last_error) };
+            self.entry.last_error = ptr::null_mut();
+        }
+        let b = &msg.as_bytes()[..msg.len().min(LAST_ERROR_LEN)];
+        if b.is_empty() {
+            return;
+        }
+        if let Some(p) = self.mem.alloc(1 + b.len()) {
+            // SAFETY: p has room for the length byte and the bytes; b.len()
+            // <= LAST_ERROR_LEN < 256.
+            unsafe {
+                *p = b.len() as u8;
+                ptr::copy_nonoverlapping(b.as_ptr(), p.add(1), b.len());
+            }
+            self.entry.last_error = p;
+        }
+    }
+
+    /// A fetch failed with `cause`; `schedule(failures, kept)` says when to
+    /// try again, `kept` being the nextUpdate (0: none) of a staple still
+    /// served. Returns that `kept`.
+    pub fn record_failure(
+        &mut self,
+        cause: &str,
+        now: i64,
+        schedule: impl FnOnce(u32, Option<i64>) -> i64,
+    ) -> Option<i64> {
+        self.set_last_error(cause);
+        self.entry.note_failure(now, schedule)
+    }
+
+    /// Frees everything the entry holds (before the entry itself goes).
+    pub(super) fn release_all(&mut self) {
+        self.free_der();
+        self.set_last_error("");
     }
 
     /// Drops the staple (a removed file).
@@ -415,8 +465,8 @@ impl<M: Memory> EntryMut<'_, M> {
         e.last_result = FetchResult::Ok;
         e.fetch_ok += 1;
         e.failures = 0;
-        e.set_last_error("");
         e.next_refresh = next_refresh;
+        self.set_last_error("");
         Ok(())
     }
 
@@ -431,9 +481,9 @@ impl<M: Memory> EntryMut<'_, M> {
         self.store(resp, StapleSource::Store, now)?;
         let e = &mut *self.entry;
         e.failures = 0;
-        e.set_last_error("");
         e.settled_at = now;
         e.release_lease(next_refresh);
+        self.set_last_error("");
         Ok(())
     }
 
@@ -448,8 +498,8 @@ impl<M: Memory> EntryMut<'_, M> {
         e.next_update = resp.next_update.unwrap_or(0);
         e.fetch_ok += 1;
         e.failures = 0;
-        e.set_last_error("certificate is revoked");
         e.next_refresh = next_refresh;
+        self.set_last_error("certificate is revoked");
     }
 }
 

@@ -11,6 +11,7 @@
 //! (`Slab`) in nginx, plain heap memory in the unit tests (`tests.rs`),
 //! which run leases, eviction, sweeps and reuse without nginx.
 
+mod chunks;
 mod entry;
 mod lru;
 mod room;
@@ -38,7 +39,7 @@ pub use view::{FetchResult, LAST_ERROR_LEN};
 
 /// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
 /// with another value is wiped and started afresh.
-const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0005;
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0006;
 
 #[repr(C)]
 pub struct Root {
@@ -423,8 +424,8 @@ impl<M: Memory> Locked<'_, M> {
             }
             lru::unlink(&mut (*e).lru);
         }
-        // SAFETY: as above; the EntryMut frees the staple with this pool.
-        self.entry_mut(unsafe { NonNull::new_unchecked(e) }).clear();
+        // SAFETY: as above; the EntryMut frees what it holds with this pool.
+        self.entry_mut(unsafe { NonNull::new_unchecked(e) }).release_all();
         self.free(e.cast());
     }
 

@@ -1,14 +1,16 @@
 //! How much room staples take in the zone: sizes for a configuration,
 //! and a plan of which new staples fit in the free pages.
 
+use super::chunks::{footprint, slots};
 use super::entry::Entry;
 use super::Locked;
 
 /// What one entry takes in the slab pool (its size rounded up to the slot
 /// the allocator gives it).
 pub const ENTRY_SLOT: usize = std::mem::size_of::<Entry>().next_power_of_two();
-/// What a staple is reckoned to take before it is fetched: the 2 KB slot
-/// of a response of 1 to 2 KB, the common size.
+/// The size a staple is reckoned to have before it is fetched: 2 KB, the
+/// larger of the common sizes (responses without certificates are about
+/// 0.5 KB, with the responder's certificate 1 to 2 KB).
 pub const STAPLE_ESTIMATE: usize = 2048;
 /// The root, the slab pool's own header and page rounding.
 const ZONE_OVERHEAD: usize = 64 * 1024;
@@ -16,7 +18,7 @@ const ZONE_OVERHEAD: usize = 64 * 1024;
 /// About how large a zone must be for `staples` staples.
 pub fn size_for(staples: usize) -> usize {
     staples
-        .saturating_mul(ENTRY_SLOT + STAPLE_ESTIMATE)
+        .saturating_mul(ENTRY_SLOT + footprint(STAPLE_ESTIMATE))
         .saturating_add(ZONE_OVERHEAD)
 }
 
@@ -54,11 +56,12 @@ impl RoomPlan {
     /// Plans one more entry with a staple of `staple_bytes`; false (and
     /// nothing planned) when it would not fit.
     pub fn try_add(&mut self, staple_bytes: usize) -> bool {
-        let slot = slot_for(staple_bytes);
         let mut staples = self.staples.clone();
-        match staples.iter_mut().find(|(s, _)| *s == slot) {
-            Some((_, n)) => *n += 1,
-            None => staples.push((slot, 1)),
+        for slot in slots(staple_bytes) {
+            match staples.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, n)) => *n += 1,
+                None => staples.push((slot, 1)),
+            }
         }
         if self.pages(self.entries + 1, &staples) > self.free_pages {
             return false;
@@ -67,12 +70,6 @@ impl RoomPlan {
         self.staples = staples;
         true
     }
-}
-
-/// The slot the slab allocator gives `len` bytes: a power of two, at least
-/// 8 bytes; whole pages above half a page.
-pub fn slot_for(len: usize) -> usize {
-    len.max(8).next_power_of_two()
 }
 
 /// Zone usage, for logs and the status page.
@@ -116,32 +113,24 @@ impl Locked<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{slot_for, RoomPlan, ENTRY_SLOT};
-
-    #[test]
-    fn slots() {
-        assert_eq!(slot_for(0), 8);
-        assert_eq!(slot_for(588), 1024);
-        assert_eq!(slot_for(1300), 2048);
-        assert_eq!(slot_for(2049), 4096);
-    }
+    use super::{RoomPlan, ENTRY_SLOT};
 
     #[test]
     fn room_counts_whole_pages() {
         let page = 4096;
-        let per_page = page / ENTRY_SLOT;
-        // Six free pages: entries share one page while they fit in it;
-        // staples of 2 KB take half a page each.
+        assert_eq!(ENTRY_SLOT, 256);
+        // A 1,300-byte staple: pieces of 1,024, 256 and 64 bytes; entries
+        // and each piece size share pages of their own.
+        assert_eq!(super::slots(1300), vec![1024, 256, 64]);
+        let pages = |n: usize| n.div_ceil(16) + n.div_ceil(4) + n.div_ceil(16) + n.div_ceil(64);
         let mut plan = RoomPlan::new(6 * page, page);
         let mut n: usize = 0;
         while plan.try_add(1300) {
             n += 1;
         }
-        // n entries take ceil(n / per_page) pages, n staples ceil(n / 2).
-        assert!(n.div_ceil(per_page) + n.div_ceil(2) <= 6);
-        assert!((n + 1).div_ceil(per_page) + (n + 1).div_ceil(2) > 6);
-        // A staple of another size class needs a page of its own.
-        let mut plan = RoomPlan::new(2 * page, page);
+        assert!(pages(n) <= 6 && pages(n + 1) > 6, "{n}");
+        // A staple with pieces of other sizes needs pages of their own.
+        let mut plan = RoomPlan::new(4 * page, page);
         assert!(plan.try_add(1300));
         assert!(!plan.try_add(3000));
         assert!(plan.try_add(1300));

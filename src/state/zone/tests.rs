@@ -25,10 +25,10 @@ struct HeapState {
 
 /// Heap memory for one test (leaked when the test ends).
 #[derive(Clone, Copy)]
-struct Heap(&'static RefCell<HeapState>);
+pub(super) struct Heap(&'static RefCell<HeapState>);
 
 impl Heap {
-    fn new(budget: usize) -> Heap {
+    pub(super) fn new(budget: usize) -> Heap {
         Heap(Box::leak(Box::new(RefCell::new(HeapState {
             budget,
             used: 0,
@@ -39,7 +39,7 @@ impl Heap {
         }))))
     }
 
-    fn used(self) -> usize {
+    pub(super) fn used(self) -> usize {
         self.0.borrow().used
     }
 }
@@ -174,7 +174,7 @@ fn key(first: u8, rest: u8) -> StapleKey {
 
 fn response(len: usize) -> CheckedResponse {
     CheckedResponse {
-        der: vec![0x30; len],
+        der: (0..len).map(|i| (i % 251) as u8).collect(),
         status: CertStatus::Good,
         this_update: NOW,
         next_update: Some(NOW + 3600),
@@ -252,7 +252,7 @@ fn a_reload_keeps_the_zone_and_sweeps_what_it_no_longer_configures() {
     );
     assert_eq!(
         before - mem.used(),
-        500 + mem::size_of::<Entry>(),
+        super::chunks::footprint(500) + mem::size_of::<Entry>(),
         "b's entry and staple are freed"
     );
 }
@@ -362,7 +362,7 @@ fn a_full_zone_keeps_the_staple_it_has_and_says_so_once_per_configuration() {
     let mut e = z.find(&k).unwrap();
     assert!(e.record_fetched(&response(700), NOW + 1, NOW + 1800).is_err());
     assert_eq!(
-        e.servable(NOW + 1).map(<[u8]>::len),
+        e.servable(NOW + 1).map(|c| c.len()),
         Some(600),
         "the previous staple stays"
     );
@@ -394,12 +394,25 @@ fn a_staple_replaced_or_dropped_frees_its_bytes_and_tells_the_workers() {
         .unwrap()
         .record_fetched(&response(300), NOW + 1, NOW + 1800)
         .unwrap();
-    assert_eq!(mem.used() - base, 300, "the old staple's bytes are freed");
+    assert_eq!(
+        mem.used() - base,
+        super::chunks::footprint(300),
+        "the old staple's bytes are freed"
+    );
+    assert_eq!(
+        z.find(&k).unwrap().servable(NOW).map(|c| c.to_vec()),
+        Some(response(300).der),
+        "the staple reads back as it was stored"
+    );
     assert_eq!(generation(&mut z), g0 + 2);
     let v = z.find(&k).unwrap().view();
     assert_eq!((v.fetch_ok, v.bytes, v.last_result), (2, 300, FetchResult::Ok));
     z.find(&k).unwrap().record_revoked(&response(10), NOW + 3600);
-    assert_eq!(mem.used(), base, "a revoked certificate has no staple");
+    assert_eq!(
+        mem.used() - base,
+        1 + "certificate is revoked".len(),
+        "a revoked certificate has no staple, only its last error"
+    );
     assert!(z.find(&k).unwrap().servable(NOW).is_none());
     assert_eq!(generation(&mut z), g0 + 3);
 }

@@ -13,8 +13,7 @@ fn entry() -> Entry {
 /// Gives `e` a staple of `len` bytes valid until `next_update` (leaked:
 /// a test's few bytes).
 fn with_staple(e: &mut Entry, len: usize, next_update: i64) {
-    let bytes: &'static mut [u8] = Box::leak(vec![0x30; len].into_boxed_slice());
-    e.der = bytes.as_mut_ptr();
+    e.der = super::chunks::leak_chain(&vec![0x30; len]);
     e.der_len = len;
     e.next_update = next_update;
     e.this_update = next_update - 3600;
@@ -104,7 +103,13 @@ fn a_released_lease_is_free_and_the_next_look_is_as_told() {
 
 #[test]
 fn a_failure_counts_keeps_the_cause_and_schedules_from_what_is_still_served() {
-    let mut e = entry();
+    let mem = super::super::tests::Heap::new(1 << 20);
+    mem.lock();
+    let mut entry = entry();
+    let mut e = EntryMut {
+        entry: &mut entry,
+        mem,
+    };
     let kept = e.record_failure("connection refused", NOW, |failures, kept| {
         assert_eq!((failures, kept), (1, None));
         NOW + 5
@@ -126,15 +131,21 @@ fn a_failure_counts_keeps_the_cause_and_schedules_from_what_is_still_served() {
         (v.fetch_failed, v.failures, v.last_result),
         (2, 2, FetchResult::Failed)
     );
+    assert_eq!(v.last_error_len, LAST_ERROR_LEN);
+    // The cause takes room only while fetches fail.
+    let with_error = mem.used();
+    e.set_last_error("");
+    assert_eq!(e.last_error(), b"");
+    assert!(mem.used() < with_error);
 }
 
 #[test]
 fn a_staple_is_never_served_at_or_after_its_next_update() {
     let mut e = entry();
     with_staple(&mut e, 64, NOW + 100);
-    assert_eq!(e.servable(NOW + 99).map(<[u8]>::len), Some(64));
+    assert_eq!(e.servable(NOW + 99).map(|c| c.len()), Some(64));
     assert!(e.servable(NOW + 100).is_none());
-    assert_eq!(e.der().map(<[u8]>::len), Some(64), "the store still gets it");
+    assert_eq!(e.der().map(|c| c.len()), Some(64), "the store still gets it");
     assert_eq!(e.staple_this_update(), Some(NOW + 100 - 3600));
     // No nextUpdate: served until replaced.
     e.next_update = 0;
