@@ -215,7 +215,7 @@ $page_ok->($a, 'the module, restarted with the responder down: the page, from th
 like($t->read_file('error.log'), qr/\d+ staple\(s\) read from the store/, 'the staple came from the store');
 
 # The HTML status page, in Firefox.
-$a = browse(undef, "${site}status?format=html\@status-page");
+$a = browse(undef, "${site}status?format=html&detail=all\@status-page");
 ok($a->{loaded}, 'the status page loads in Firefox');
 like($a->{text} // '', qr/OCSP good, must-staple\s+CN=site\.test/, 'it names the must-staple certificate and its state');
 like($a->{text} // '', qr/OCSP good\s+CN=other\.test/, 'and the other certificate and its state');

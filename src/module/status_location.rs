@@ -140,7 +140,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
         Some(ctx) => {
             // Only the certificates the page lists are described.
             let listed: &dyn Fn(&collect::CertView, i64) -> bool = match format {
-                Format::Html => &|_, _| true,
+                Format::Html => &|c, now| query.matches(c, now),
                 Format::Prometheus if query.all => &|_, _| true,
                 Format::Prometheus => &needs_attention,
                 Format::Json => &|c, now| query.matches(c, now),
@@ -170,7 +170,7 @@ unsafe fn serve_status(r: *mut ngx_http_request_t, refresh: bool) -> ngx_int_t {
             b"text/plain; version=0.0.4; charset=utf-8",
         ),
         Format::Html => (
-            html::render_html(&page, module_version, nginx_version),
+            html::render_html(&page, module_version, nginx_version, &query),
             b"text/html; charset=utf-8",
         ),
         Format::Json => (

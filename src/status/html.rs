@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use super::collect::{CertView, Page};
 use super::render::rfc3339;
+use super::select::Query;
 
 /// How much a staple needs attention; lower first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,13 +105,31 @@ td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:t
 .bar span{display:block;height:100%;background:#5a5}\
 .err{color:#a00}.small{color:#666;font-size:.85em}";
 
-/// The page. `now` is the page's time; staples in the order they need
-/// attention, then by the time their staple has left.
-pub fn render_html(page: &Page, module_version: &str, nginx_version: &str) -> String {
+/// The most rows a page shows (`per_page` asks for fewer).
+const ROWS_PER_PAGE: usize = 1000;
+
+/// The page. `now` is the page's time; the summary counts every staple;
+/// the table lists those `query` picks (by default those that need
+/// attention; `detail=all` every one), in the order they need attention,
+/// then by the time their staple has left, a page of at most 1,000 rows
+/// at a time (`page=N`).
+pub fn render_html(page: &Page, module_version: &str, nginx_version: &str, query: &Query) -> String {
     let now = page.now;
     let mut certs: Vec<(Attention, &CertView)> =
         page.certs.iter().map(|c| (Attention::of(c, now), c)).collect();
     certs.sort_by_key(|(a, c)| (*a, c.state.map_or(0, |s| s.next_update)));
+    let listed: Vec<(Attention, &CertView)> = certs
+        .iter()
+        .filter(|(_, c)| query.matches(c, now))
+        .copied()
+        .collect();
+    let per_page = query.per_page.min(ROWS_PER_PAGE);
+    let page_no = query.page.unwrap_or(1);
+    let rows: Vec<_> = listed
+        .iter()
+        .skip((page_no - 1).saturating_mul(per_page))
+        .take(per_page)
+        .collect();
     let count = |a: Attention| certs.iter().filter(|(x, _)| *x == a).count();
     let valid = certs
         .iter()
@@ -169,10 +188,45 @@ pub fn render_html(page: &Page, module_version: &str, nginx_version: &str) -> St
         "</p>\n<table>\n<tr><th>state</th><th>certificate</th><th>servers</th>\
                 <th>validity left</th><th>last fetch</th><th>handshakes</th></tr>\n",
     );
-    for (a, c) in &certs {
+    for (a, c) in &rows {
         row(&mut o, *a, c, now);
     }
-    o.push_str("</table>\n</body></html>\n");
+    o.push_str("</table>\n<p id=\"listed\" class=\"small\">");
+    let what = if query.id.is_some() || query.state.is_some() {
+        "that match the query"
+    } else if query.all {
+        "in all"
+    } else {
+        "that need attention"
+    };
+    let first = (page_no - 1).saturating_mul(per_page);
+    let _ = write!(
+        o,
+        "{} of {} staple(s) listed ({} {what})",
+        rows.len(),
+        certs.len(),
+        listed.len()
+    );
+    if rows.len() < listed.len() {
+        let _ = write!(o, ", from number {}", first + 1);
+    }
+    o.push('.');
+    if !query.all && query.id.is_none() && query.state.is_none() {
+        o.push_str(" <a href=\"?format=html&amp;detail=all\">List them all</a>.");
+    }
+    if first + rows.len() < listed.len() {
+        let mut next = String::from("?format=html");
+        if query.all {
+            next.push_str("&amp;detail=all");
+        }
+        if let Some(state) = &query.state {
+            next.push_str("&amp;state=");
+            escape(&mut next, state);
+        }
+        let _ = write!(next, "&amp;page={}&amp;per_page={per_page}", page_no + 1);
+        let _ = write!(o, " <a href=\"{next}\">Next page</a>.");
+    }
+    o.push_str("</p>\n</body></html>\n");
     o
 }
 

@@ -114,7 +114,8 @@ fn html_for_people() {
     if let Some(s) = p.certs[1].state.as_mut() {
         s.next_update = 999;
     }
-    let h = crate::status::html::render_html(&p, "0.1.0", "1.28.3<x>");
+    let all = crate::status::select::Query::parse(b"detail=all");
+    let h = crate::status::html::render_html(&p, "0.1.0", "1.28.3<x>", &all);
     assert!(h.starts_with("<!DOCTYPE html>"));
     assert!(!h.contains("<script"), "{h}");
     assert!(h.contains("CN=a &quot;quoted&quot;"), "{h}");
@@ -125,6 +126,41 @@ fn html_for_people() {
     let good = h.find("CN=fine").unwrap();
     assert!(gap < good, "the gap first");
     assert!(h.contains("timeout"));
+    assert!(h.contains("2 of 2 staple(s) listed (2 in all)."), "{h}");
+    // By default only those that need attention, and a way to the rest.
+    let h =
+        crate::status::html::render_html(&p, "0.1.0", "1.28.3", &crate::status::select::Query::parse(b""));
+    assert!(!h.contains("CN=fine"), "{h}");
+    assert!(
+        h.contains(
+            "1 of 2 staple(s) listed (1 that need attention). <a href=\"?format=html&amp;detail=all\">"
+        ),
+        "{h}"
+    );
+}
+
+#[test]
+fn html_stays_a_page_at_any_count() {
+    let p = many(2500, &[3, 2400]);
+    let all = crate::status::select::Query::parse(b"detail=all");
+    let h = crate::status::html::render_html(&p, "0.1.0", "1.28.3", &all);
+    assert_eq!(h.matches("<tr class=").count(), 1000, "a page of rows");
+    assert!(h.contains("2500 staple(s)"), "the summary counts them all");
+    // the failing ones first
+    assert!(h.find("CN=c3<").unwrap() < h.find("CN=c0<").unwrap());
+    assert!(h.contains("CN=c2400<"));
+    assert!(
+        h.contains("<a href=\"?format=html&amp;detail=all&amp;page=2&amp;per_page=1000\">Next page</a>"),
+        "{h}"
+    );
+    let third = crate::status::select::Query::parse(b"detail=all&page=3");
+    let h = crate::status::html::render_html(&p, "0.1.0", "1.28.3", &third);
+    assert_eq!(h.matches("<tr class=").count(), 500);
+    assert!(
+        h.contains("500 of 2500 staple(s) listed (2500 in all), from number 2001."),
+        "{h}"
+    );
+    assert!(!h.contains("Next page"));
 }
 
 /// `n` certificates, all healthy but the `sick` ones (failing to fetch).
