@@ -315,8 +315,9 @@ pub fn check_response_cached(
     check_whole(der, id, signature, now, rules)
 }
 
-/// `check_response` parsing the whole response, certificates and all.
-fn check_whole(
+/// `check_response` parsing the whole response, certificates and all:
+/// the reference the faster path is compared with (unit tests, fuzzing).
+pub fn check_whole(
     der: &[u8],
     id: &CertificateStatusId,
     signature: &dyn SignatureCheck,
