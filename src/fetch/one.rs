@@ -121,6 +121,7 @@ fn apply(
                 }
                 Err(full) => {
                     let (_, msg) = fail(&mut e, policy, now, random, name, &url, &full.to_string());
+                    e.mark_no_room();
                     // Once per configuration at crit; the slab pool's own
                     // no-memory lines are off.
                     Some(if z.take_full_warning() {

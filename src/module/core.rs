@@ -194,6 +194,7 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
     // Without "ssl_stapling_zone", the zone is sized for the staples the
     // configuration needs (and certificates loaded by variables), in
     // powers of two: a reload that adds a few keeps the same zone.
+    let auto_size = ctx_ref.reckon_zone();
     let needed = ctx_ref.zone_bytes_needed();
     let size = if conf.zone_name.is_some() {
         if conf.zone_size < needed {
@@ -213,7 +214,7 @@ unsafe fn init_conf_inner(cycle: *mut ngx_cycle_t, conf: *mut c_void) -> *mut c_
         }
         conf.zone_size
     } else {
-        needed.next_power_of_two().max(DEFAULT_ZONE_SIZE)
+        auto_size.next_power_of_two().max(DEFAULT_ZONE_SIZE)
     };
     // SAFETY: `cf` has what the call reads; the name lives in the pool.
     let shm = unsafe {

@@ -128,6 +128,8 @@ fn collect_states(ctx: &crate::state::registry::StaplingContext, now: i64) -> Pa
         for view in batch {
             if let Some(key) = view.id {
                 view.state = z.find(&key).map(|e| e.view());
+                // A fetched staple larger than the zone was filled for.
+                view.zone_full |= view.state.as_ref().is_some_and(|s| s.no_room);
             }
         }
     }

@@ -78,6 +78,7 @@ impl StaplingContext {
             zone: Cell::new(None),
             zone_name: RefCell::new(String::new()),
             no_room: RefCell::new(HashSet::new()),
+            zone_need: Cell::new(Default::default()),
             wakeup: Wakeup::default(),
             fetch_task: RefCell::new(None),
             http_servers: 0,

@@ -7,7 +7,7 @@ use super::StaplingContext;
 use crate::base::log::{log_crit, log_notice, Log};
 use crate::ocsp::schedule;
 use crate::state::certificate::StapleKey;
-use crate::state::zone::{Prepared, StapleSource, Zone, ZoneFull, STAPLE_ESTIMATE};
+use crate::state::zone::{Prepared, SizeGuess, StapleSource, Zone, ZoneFull};
 
 impl StaplingContext {
     /// Zone init (master, every start and reload): keep what a previous
@@ -51,6 +51,28 @@ impl StaplingContext {
         // A new entry is made only with room for its staple too: a zone too
         // small for every staple serves those that fit, rather than filling
         // up with entries that can never hold one.
+        // Staples not known yet are reckoned at the median of those known
+        // now (files, the store, the zone), or else at the configuration
+        // time's guess.
+        let known_sizes: Vec<usize> = self
+            .certs
+            .iter()
+            .filter_map(|c| {
+                if known.contains(&c.key) {
+                    z.find(&c.key).and_then(|e| e.der().map(|d| d.len()))
+                } else {
+                    c.file_staple
+                        .as_ref()
+                        .or_else(|| stored.get(&c.key))
+                        .map(|r| r.der.len())
+                }
+            })
+            .collect();
+        let guess = if known_sizes.is_empty() {
+            self.size_guess()
+        } else {
+            SizeGuess::from_known(known_sizes)
+        };
         let mut room = z.room_plan();
         let mut no_room = HashSet::new();
         for cert in &self.certs {
@@ -59,7 +81,7 @@ impl StaplingContext {
                     .file_staple
                     .as_ref()
                     .or_else(|| stored.get(&cert.key))
-                    .map_or(STAPLE_ESTIMATE, |r| r.der.len());
+                    .map_or(guess.for_need(), |r| r.der.len());
                 if !room.try_add(staple) {
                     no_room.insert(cert.key);
                     continue;

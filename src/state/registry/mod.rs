@@ -33,7 +33,7 @@ use crate::ocsp::schedule::Policy;
 use crate::state::certificate::{Certificate, Protocol, ServerChecks, StapleKey};
 use crate::state::store::StapleStore;
 use crate::state::wakeup::Wakeup;
-use crate::state::zone::{size_for, RefreshSkipped, Zone};
+use crate::state::zone::{size_for, RefreshSkipped, SizeGuess, Zone};
 use std::sync::Arc;
 
 /// The module-wide settings (main-context directives).
@@ -131,6 +131,13 @@ pub struct DynamicCert {
     pub last_used: i64,
 }
 
+/// What a configuration's zone needs (`reckon_zone`).
+#[derive(Debug, Clone, Copy, Default)]
+struct ZoneNeed {
+    need: usize,
+    guess: SizeGuess,
+}
+
 pub struct StaplingContext {
     pub settings: Settings,
     pub certs: Vec<Certificate>,
@@ -148,6 +155,8 @@ pub struct StaplingContext {
     zone_name: RefCell<String>,
     /// Staples the zone had no room for in this configuration.
     no_room: RefCell<HashSet<StapleKey>>,
+    /// What the zone needs, reckoned at configuration time.
+    zone_need: Cell<ZoneNeed>,
     pub http_servers: usize,
     pub stream_servers: usize,
     /// A stapling server loads its certificates by variables: the zone
@@ -218,9 +227,43 @@ impl StaplingContext {
     }
 
     /// About how large the zone must be for this configuration: its
-    /// staples and as many certificates loaded by variables as it keeps.
+    /// staples at the sizes known when it was loaded (`reckon_zone`), the
+    /// others at the median of those, and as many certificates loaded by
+    /// variables as it keeps.
     pub fn zone_bytes_needed(&self) -> usize {
-        size_for(self.certs.len() + self.dynamic_room())
+        self.zone_need.get().need
+    }
+
+    /// Reckons (master, configuration time) what the zone needs from the
+    /// staples whose size is known: files given by `ssl_stapling_file` and
+    /// those in a store directory (a stat per file; nothing is read).
+    /// Returns the size the module picks when none is given: every staple
+    /// at least `STAPLE_ESTIMATE`, so that a reload which learns the real
+    /// sizes keeps the zone (a new size would be a new zone).
+    pub fn reckon_zone(&self) -> usize {
+        let stored = self.stored_sizes();
+        let known: Vec<Option<usize>> = self
+            .certs
+            .iter()
+            .map(|c| {
+                c.file_staple
+                    .as_ref()
+                    .map(|r| r.der.len())
+                    .or_else(|| stored.get(&c.key).copied())
+            })
+            .collect();
+        let guess = SizeGuess::from_known(known.iter().flatten().copied().collect());
+        let dynamic = std::iter::repeat_n(None, self.dynamic_room());
+        let sizes = || known.iter().copied().chain(dynamic.clone());
+        let need = size_for(sizes().map(|k| k.unwrap_or(guess.for_need())));
+        let auto = size_for(sizes().map(|k| k.unwrap_or(0).max(guess.for_sizing())));
+        self.zone_need.set(ZoneNeed { need, guess });
+        auto
+    }
+
+    /// The guess for staples of unknown size made at `reckon_zone`.
+    pub fn size_guess(&self) -> SizeGuess {
+        self.zone_need.get().guess
     }
 
     /// How many certificates loaded by variables the zone is sized for:

@@ -17,6 +17,27 @@ impl StaplingContext {
     /// The store's staples for the configured staples in `wanted` (those
     /// without a staple in the zone), checked as fetched ones are; each
     /// file that cannot be used gets one warning.
+    /// The size of each staple in a store directory, by key, from the
+    /// files' metadata (a store file is the response's DER): what the zone
+    /// is sized from. Empty for other stores and when the directory cannot
+    /// be listed (the fill says why).
+    pub(super) fn stored_sizes(&self) -> HashMap<StapleKey, usize> {
+        let Some(dir) = self.store.as_ref().and_then(|s| s.as_dir()) else {
+            return HashMap::new();
+        };
+        let Ok(files) = dir.list() else {
+            return HashMap::new();
+        };
+        files
+            .into_iter()
+            .filter_map(|(key, path)| {
+                let meta = std::fs::metadata(path).ok()?;
+                let len = usize::try_from(meta.len()).ok()?;
+                (meta.is_file() && len > 0 && len <= self.settings.max_staple_bytes).then_some((key, len))
+            })
+            .collect()
+    }
+
     pub(super) fn read_store(
         &self,
         wanted: &HashSet<StapleKey>,

@@ -45,6 +45,7 @@ pub fn slots(len: usize) -> Vec<usize> {
 }
 
 /// What a staple of `len` bytes takes in the zone, slot rounding included.
+#[cfg(test)]
 pub fn footprint(len: usize) -> usize {
     slots(len).iter().sum()
 }

@@ -48,6 +48,10 @@ pub struct Entry {
     /// Registered by a handshake (a certificate loaded by variables), not
     /// by the configuration; evicted least recently used first.
     pub(super) dynamic: bool,
+    /// The last fetched staple did not fit in the zone (its size was
+    /// reckoned smaller when the zone was filled): it has no room, as the
+    /// staples the fill refused; cleared when a staple is stored.
+    no_room: bool,
     /// Last handshake that asked for it (dynamic entries' LRU order).
     pub(super) last_used: i64,
     /// Its place in the eviction order (dynamic entries only).
@@ -114,6 +118,7 @@ impl Entry {
             expiry_noted: 0,
             last_result: FetchResult::None,
             dynamic,
+            no_room: false,
             last_used: if dynamic { now } else { 0 },
             lru: super::lru::Link::unlinked(),
             gap_logged: 0,
@@ -204,6 +209,7 @@ impl Entry {
             stapled: self.stapled,
             unstapled: self.unstapled,
             bytes: self.der_len,
+            no_room: self.no_room,
         }
     }
 
@@ -391,6 +397,7 @@ impl<M: Memory> EntryMut<'_, M> {
         let e = &mut *self.entry;
         e.der = p;
         e.der_len = resp.der.len();
+        e.no_room = false;
         e.source = source;
         e.status = resp.status;
         e.this_update = resp.this_update;
@@ -436,6 +443,11 @@ impl<M: Memory> EntryMut<'_, M> {
     ) -> Option<i64> {
         self.set_last_error(cause);
         self.entry.note_failure(now, schedule)
+    }
+
+    /// A fetched staple found no room in the zone (after `record_failure`).
+    pub fn mark_no_room(&mut self) {
+        self.entry.no_room = true;
     }
 
     /// Frees everything the entry holds (before the entry itself goes).

@@ -32,14 +32,14 @@ use crate::state::certificate::StapleKey;
 use ngx::collections::rbtree::NgxRbTree;
 
 pub use entry::{Entry, EntryMut, NotYet, RefreshSkipped};
-pub use room::{size_for, STAPLE_ESTIMATE};
+pub use room::{size_for, SizeGuess};
 pub use view::{EntryView, StapleSource};
 #[cfg(test)]
 pub use view::{FetchResult, LAST_ERROR_LEN};
 
 /// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
 /// with another value is wiped and started afresh.
-const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0006;
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0007;
 
 #[repr(C)]
 pub struct Root {

@@ -367,6 +367,13 @@ fn a_full_zone_keeps_the_staple_it_has_and_says_so_once_per_configuration() {
         "the previous staple stays"
     );
     assert_eq!(generation(&mut z), g, "nothing changed");
+    let mut e = z.find(&k).unwrap();
+    assert!(!e.view().no_room);
+    e.mark_no_room();
+    assert!(e.view().no_room, "the status page shows it without room");
+    e.clear();
+    assert!(e.record_fetched(&response(550), NOW + 2, NOW + 1800).is_ok());
+    assert!(!e.view().no_room, "until a staple fits again");
     assert!(z.register(&key(4, 4), seq).is_err(), "no room for another entry");
     assert!(z.take_full_warning());
     assert!(!z.take_full_warning(), "once per configuration");

@@ -58,6 +58,8 @@ pub struct EntryView {
     pub stapled: u64,
     pub unstapled: u64,
     pub bytes: usize,
+    /// Its last fetched staple did not fit in the zone.
+    pub no_room: bool,
 }
 
 impl EntryView {

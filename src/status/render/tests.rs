@@ -53,6 +53,7 @@ fn page() -> Page {
                 stapled: 10,
                 unstapled: 2,
                 bytes: 500,
+                no_room: false,
             }),
         }],
     }
