@@ -38,6 +38,10 @@ pub struct Scale {
     /// Restart with `ssl_stapling_store` and the responder down: time until
     /// the workers ran, the take-over line, the stapled share right after.
     pub restart_up: Duration,
+    /// Workers up after starts from the store (the first is `restart_up`)
+    /// and after plain starts (the store empty), taken in turn.
+    pub from_store: Vec<Duration>,
+    pub plain: Vec<Duration>,
     pub restart_line: String,
     pub restart_stapled_pct: f64,
     pub restart_handshakes: u64,
@@ -284,6 +288,27 @@ pub fn scale(s: &Scale) {
     println!(
         "  {}",
         s.restart_line.split("ssl_stapling: ").last().unwrap_or("")
+    );
+    let secs = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.2}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let median = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    let (with, without) = (median(&s.from_store), median(&s.plain));
+    println!(
+        "  workers up, starts in turn: from the store {} s, plain (store empty) {} s; \
+         medians {:.2} / {:.2} s = {:.3}",
+        secs(&s.from_store),
+        secs(&s.plain),
+        with.as_secs_f64(),
+        without.as_secs_f64(),
+        with.as_secs_f64() / without.as_secs_f64().max(1e-9)
     );
     for p in &s.pages {
         println!(
