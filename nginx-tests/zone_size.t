@@ -228,23 +228,24 @@ EOF
 	my $j = status();
 	my $log = substr($t->read_file('error.log'), $from);
 	$t->stop;
-	return ($all, $stapled, join('; ', @failed), $bytes, $j, $log);
+	return { all => $all, stapled => $stapled, failed => join('; ', @failed), bytes => $bytes,
+		status => $j, log => $log };
 }
 
-my ($all, $stapled, $failed, $bytes, $zj, $zlog) = sized_run('256k');
-ok($all, 'a 256k zone: all 100 staples fetched and valid');
-is($failed, '', 'no handshake failed');
-is($stapled, 100, "all 100 handshakes stapled ($bytes-byte responses)");
-unlike($zlog, qr/too small|is full|\[crit\]/, 'no warning that the zone is too small, no crit');
-my $used = $zj->{zone}{used} // 0;
+my $r = sized_run('256k');
+ok($r->{all}, 'a 256k zone: all 100 staples fetched and valid');
+is($r->{failed}, '', 'no handshake failed');
+is($r->{stapled}, 100, "all 100 handshakes stapled ($r->{bytes}-byte responses)");
+unlike($r->{log}, qr/too small|is full|\[crit\]/, 'no warning that the zone is too small, no crit');
+my $used = $r->{status}{zone}{used} // 0;
 ok($used > 0 && $used < 256 * 1024, "the zone's use is measured ($used bytes, "
 	. int($used / 100) . ' per staple with the zone\'s own pages)');
 
 my $twice = int((2 * $used + 1023) / 1024);
 $twice = 32 if $twice < 32;
-($all, $stapled, $failed, $bytes, $zj, $zlog) = sized_run("${twice}k");
-ok($all, "a zone of twice that (${twice}k) at a first start: all 100 fetched and valid");
-is($failed, '', 'no handshake failed');
-is($stapled, 100, 'all 100 handshakes stapled');
-unlike($zlog, qr/too small|is full|\[crit\]/, 'no warning that the zone is too small, no crit');
-is($zj->{zone}{without_room}, 0, 'none without room');
+$r = sized_run("${twice}k");
+ok($r->{all}, "a zone of twice that (${twice}k) at a first start: all 100 fetched and valid");
+is($r->{failed}, '', 'no handshake failed');
+is($r->{stapled}, 100, 'all 100 handshakes stapled');
+unlike($r->{log}, qr/too small|is full|\[crit\]/, 'no warning that the zone is too small, no crit');
+is($r->{status}{zone}{without_room}, 0, 'none without room');

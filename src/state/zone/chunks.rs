@@ -3,7 +3,9 @@
 //! response took a 2 KB slot, 783 bytes lost), so a response is cut into
 //! pieces whose slots it nearly fills: 1,265 bytes take 1,024 + 256 + 16.
 //! Each piece starts with the pointer to the next (null in the last);
-//! the pieces' sizes follow from the length alone (`slots`).
+//! the pieces' sizes follow from the length alone (`slots`). A staple's
+//! first bytes are not here: they fill the end of its entry's slot
+//! (`entry::HEAD`).
 
 use std::ptr;
 
@@ -97,36 +99,35 @@ pub unsafe fn free<M: Memory>(mem: M, first: *mut u8) {
     }
 }
 
-/// A staple's bytes in the zone, read under the lock.
+/// A staple's bytes in the zone, read under the lock: its first bytes in
+/// its entry (`head`), the rest in a chain of pieces.
 #[derive(Clone, Copy)]
 pub struct Chunks<'a> {
+    head: &'a [u8],
     first: *const u8,
     len: usize,
-    _held: std::marker::PhantomData<&'a ()>,
 }
 
 impl<'a> Chunks<'a> {
     /// # Safety
-    /// `first` is the first piece of a live chain `write` made for `len`
-    /// bytes, left alone for `'a`.
-    pub unsafe fn new(first: *const u8, len: usize) -> Self {
-        Chunks {
-            first,
-            len,
-            _held: std::marker::PhantomData,
-        }
+    /// `head` is the staple's first bytes and `first` the first piece of a
+    /// live chain `write` made for the other `len - head.len()` bytes (or
+    /// null when there are none), left alone for `'a`.
+    pub unsafe fn new(head: &'a [u8], first: *const u8, len: usize) -> Self {
+        Chunks { head, first, len }
     }
 
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// The pieces' bytes, in order.
+    /// The staple's bytes, in order: the head, then the pieces'.
     pub fn pieces(&self) -> impl Iterator<Item = &'a [u8]> {
         let mut p = self.first;
-        let mut slots = slots(self.len).into_iter();
-        let mut rest = self.len;
-        std::iter::from_fn(move || {
+        let mut rest = self.len.saturating_sub(self.head.len());
+        let mut slots = slots(rest).into_iter();
+        let head = (!self.head.is_empty()).then_some(self.head);
+        head.into_iter().chain(std::iter::from_fn(move || {
             let slot = slots.next()?;
             if p.is_null() {
                 return None;
@@ -143,7 +144,7 @@ impl<'a> Chunks<'a> {
             rest -= n;
             p = next;
             Some(bytes)
-        })
+        }))
     }
 
     /// Copies the staple into `out`, which is `len()` bytes long.
@@ -198,11 +199,16 @@ mod tests {
     fn what_is_written_reads_back() {
         for len in [1, 7, 8, 9, 100, 588, 1265, 2040, 2041, 5000, 16384] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-            let first = leak_chain(&bytes);
-            // SAFETY: a chain just made for `len` bytes, leaked.
-            let chunks = unsafe { Chunks::new(first, len) };
-            assert_eq!(chunks.to_vec(), bytes, "{len}");
-            assert_eq!(chunks.pieces().count(), slots(len).len());
+            for head in [0, 1, 55] {
+                let head = head.min(len);
+                let first = leak_chain(&bytes[head..]);
+                // SAFETY: a chain just made for the bytes after the head,
+                // leaked.
+                let chunks = unsafe { Chunks::new(&bytes[..head], first, len) };
+                assert_eq!(chunks.to_vec(), bytes, "{len}, head {head}");
+                let pieces = slots(len - head).len() + usize::from(head > 0);
+                assert_eq!(chunks.pieces().count(), pieces);
+            }
         }
     }
 

@@ -14,36 +14,77 @@ use super::{bump_generation, Memory, Slab, ZoneFull};
 use crate::ocsp::response::{CertStatus, CheckedResponse};
 use crate::state::certificate::StapleKey;
 
+/// A time in whole seconds since 1970, in 4 bytes (until 2106): an entry
+/// holds ten, and 4 bytes each leave room in its slot for the first bytes
+/// of its staple. Earlier times read as 0 (none), later ones as 2106.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[repr(transparent)]
+struct Secs(u32);
+
+impl Secs {
+    fn of(t: i64) -> Secs {
+        Secs(u32::try_from(t.max(0)).unwrap_or(u32::MAX))
+    }
+
+    fn get(self) -> i64 {
+        i64::from(self.0)
+    }
+}
+
+/// The staple's first bytes kept in the entry itself, in what its slot
+/// would otherwise waste; the rest is a chain of pieces (`chunks`).
+pub const HEAD: usize = 55;
+
+/// The bytes of a staple of `len` bytes that go in pieces outside the
+/// entry.
+pub fn chain_len(len: usize) -> usize {
+    len.saturating_sub(HEAD)
+}
+
 #[repr(C)]
 pub struct Entry {
     /// First field: the tree's nodes are entries.
     pub(super) node: ngx_rbtree_node_t,
     key: StapleKey,
+    /// The staple's bytes after the first `HEAD`: a chain of pieces, or
+    /// null when the staple fits in `head`.
     der: *mut u8,
-    der_len: usize,
-    source: StapleSource,
-    status: CertStatus,
-    this_update: i64,
-    /// 0 when the response has no nextUpdate.
-    next_update: i64,
-    stored_at: i64,
-    /// Fetch scheduling and the lease that lets exactly one worker fetch.
-    next_refresh: i64,
-    failures: u32,
-    lease_pid: i32,
-    lease_until: i64,
+    /// The last fetch's error, if any: its own allocation ([length, bytes
+    /// ...]), made only while fetches fail.
+    last_error: *mut u8,
+    /// Its place in the eviction order (dynamic entries only).
+    pub(super) lru: super::lru::Link,
     fetch_ok: u64,
     fetch_failed: u64,
     stapled: u64,
     unstapled: u64,
+    pub(super) config_seq: u64,
+    /// The staple's length (0: none).
+    der_len: u32,
+    failures: u32,
+    lease_pid: i32,
+    this_update: Secs,
+    /// 0 when the response has no nextUpdate.
+    next_update: Secs,
+    stored_at: Secs,
+    /// Fetch scheduling and the lease that lets exactly one worker fetch.
+    next_refresh: Secs,
+    lease_until: Secs,
     /// When the last fetch ended, and how.
-    last_fetch: i64,
+    last_fetch: Secs,
     /// When a fetch last ended or a staple was last taken from a shared
     /// store: refreshes on demand are coalesced against it.
-    settled_at: i64,
+    settled_at: Secs,
     /// The nextUpdate of the last staple a handshake found expired (said
     /// once per staple).
-    expiry_noted: i64,
+    expiry_noted: Secs,
+    /// Last handshake that asked for it (dynamic entries' LRU order).
+    last_used: Secs,
+    /// When "must-staple certificate served without a staple" was last
+    /// logged, so that all workers together log it once a minute.
+    gap_logged: Secs,
+    source: StapleSource,
+    status: CertStatus,
     last_result: FetchResult,
     /// Registered by a handshake (a certificate loaded by variables), not
     /// by the configuration; evicted least recently used first.
@@ -52,22 +93,14 @@ pub struct Entry {
     /// reckoned smaller when the zone was filled): it has no room, as the
     /// staples the fill refused; cleared when a staple is stored.
     no_room: bool,
-    /// Last handshake that asked for it (dynamic entries' LRU order).
-    pub(super) last_used: i64,
-    /// Its place in the eviction order (dynamic entries only).
-    pub(super) lru: super::lru::Link,
-    /// When "must-staple certificate served without a staple" was last
-    /// logged, so that all workers together log it once a minute.
-    gap_logged: i64,
-    /// The last fetch's error, if any: its own allocation ([length, bytes
-    /// ...]), made only while fetches fail.
-    last_error: *mut u8,
-    pub(super) config_seq: u64,
+    /// The staple's first `HEAD` bytes.
+    head: [u8; HEAD],
 }
 
-// An entry fills a 256-byte slab slot: a staple then costs its bytes, its
-// pieces' links and rounding (`chunks`), and these 256.
-const _: () = assert!(mem::size_of::<Entry>() <= 256);
+// An entry fills a 256-byte slab slot exactly, its last bytes holding the
+// staple's first: a staple costs these 256 bytes, and for what does not
+// fit in them its pieces' links and rounding (`chunks`).
+const _: () = assert!(mem::size_of::<Entry>() == 256);
 
 /// Why a worker may not fetch an entry now, and when to look again.
 pub struct NotYet(pub i64);
@@ -102,28 +135,29 @@ impl Entry {
             der_len: 0,
             source: StapleSource::None,
             status: CertStatus::Unknown,
-            this_update: 0,
-            next_update: 0,
-            stored_at: 0,
-            next_refresh: 0,
+            this_update: Secs(0),
+            next_update: Secs(0),
+            stored_at: Secs(0),
+            next_refresh: Secs(0),
             failures: 0,
             lease_pid: 0,
-            lease_until: 0,
+            lease_until: Secs(0),
             fetch_ok: 0,
             fetch_failed: 0,
             stapled: 0,
             unstapled: 0,
-            last_fetch: 0,
-            settled_at: 0,
-            expiry_noted: 0,
+            last_fetch: Secs(0),
+            settled_at: Secs(0),
+            expiry_noted: Secs(0),
             last_result: FetchResult::None,
             dynamic,
             no_room: false,
-            last_used: if dynamic { now } else { 0 },
+            last_used: if dynamic { Secs::of(now) } else { Secs(0) },
             lru: super::lru::Link::unlinked(),
-            gap_logged: 0,
+            gap_logged: Secs(0),
             last_error: ptr::null_mut(),
             config_seq,
+            head: [0; HEAD],
         }
     }
 
@@ -154,7 +188,8 @@ impl Entry {
     /// after its nextUpdate. (Whether a revoked response may be a staple at
     /// all is decided before it is stored.)
     pub fn servable(&self, now: i64) -> Option<Chunks<'_>> {
-        if self.next_update != 0 && self.next_update <= now {
+        let next_update = self.next_update.get();
+        if next_update != 0 && next_update <= now {
             return None;
         }
         self.der()
@@ -162,17 +197,18 @@ impl Entry {
 
     /// The staple's DER, whatever its validity.
     pub fn der(&self) -> Option<Chunks<'_>> {
-        if self.der.is_null() || self.der_len == 0 {
+        if self.der_len == 0 {
             return None;
         }
-        // SAFETY: der/der_len describe a live chain of slab pieces owned by
-        // this entry; entries are only reached under the zone lock, which
+        let len = self.der_len as usize;
+        // SAFETY: head holds the first bytes, der the rest: a live chain of
+        // slab pieces owned by this entry (null when nothing is left); entries are only reached under the zone lock, which
         // the borrow of `self` spans.
-        Some(unsafe { Chunks::new(self.der, self.der_len) })
+        Some(unsafe { Chunks::new(&self.head[..len.min(HEAD)], self.der, len) })
     }
 
     pub fn has_staple(&self) -> bool {
-        !self.der.is_null() && self.der_len > 0
+        self.der_len > 0
     }
 
     pub fn last_error(&self) -> &[u8] {
@@ -192,10 +228,10 @@ impl Entry {
             source: self.source,
             has_staple: self.has_staple(),
             status: self.status,
-            this_update: self.this_update,
-            next_update: self.next_update,
-            next_refresh: self.next_refresh,
-            last_fetch: self.last_fetch,
+            this_update: self.this_update.get(),
+            next_update: self.next_update.get(),
+            next_refresh: self.next_refresh.get(),
+            last_fetch: self.last_fetch.get(),
             last_result: self.last_result,
             last_error: {
                 let mut b = [0; LAST_ERROR_LEN];
@@ -208,7 +244,7 @@ impl Entry {
             failures: self.failures,
             stapled: self.stapled,
             unstapled: self.unstapled,
-            bytes: self.der_len,
+            bytes: self.der_len as usize,
             no_room: self.no_room,
         }
     }
@@ -221,7 +257,7 @@ impl Entry {
             self.unstapled += 1;
         }
         if self.dynamic {
-            self.last_used = now;
+            self.last_used = Secs::of(now);
         }
     }
 
@@ -229,10 +265,11 @@ impl Entry {
     /// logged now: at most once per `interval` seconds, by all workers
     /// together.
     pub fn take_gap_log(&mut self, now: i64, interval: i64) -> bool {
-        if self.gap_logged != 0 && now - self.gap_logged < interval {
+        let logged = self.gap_logged.get();
+        if logged != 0 && now - logged < interval {
             return false;
         }
-        self.gap_logged = now;
+        self.gap_logged = Secs::of(now);
         true
     }
 
@@ -246,37 +283,38 @@ impl Entry {
         until: i64,
         may_take: impl FnOnce(i32, i64) -> bool,
     ) -> Result<Option<i32>, NotYet> {
-        if self.next_refresh > now {
-            return Err(NotYet(self.next_refresh));
+        if self.next_refresh.get() > now {
+            return Err(NotYet(self.next_refresh.get()));
         }
-        if !may_take(self.lease_pid, self.lease_until) {
-            return Err(NotYet(self.lease_until));
+        if !may_take(self.lease_pid, self.lease_until.get()) {
+            return Err(NotYet(self.lease_until.get()));
         }
         let previous = std::mem::replace(&mut self.lease_pid, me);
-        self.lease_until = until;
+        self.lease_until = Secs::of(until);
         Ok((previous != 0 && previous != me).then_some(previous))
     }
 
     /// A fetch ended at `now`: the lease is free again.
     pub fn end_fetch(&mut self, now: i64) {
         self.lease_pid = 0;
-        self.lease_until = 0;
-        self.last_fetch = now;
-        self.settled_at = now;
+        self.lease_until = Secs(0);
+        self.last_fetch = Secs::of(now);
+        self.settled_at = Secs::of(now);
     }
 
     /// A refresh on demand: the staple becomes due now, unless a fetch of
     /// it is under way or one ended (or another instance's staple was
     /// taken) less than `min_interval` seconds ago.
     pub fn request_refresh(&mut self, now: i64, min_interval: i64) -> Result<(), RefreshSkipped> {
-        if self.lease_pid != 0 && self.lease_until > now {
+        if self.lease_pid != 0 && self.lease_until.get() > now {
             return Err(RefreshSkipped::InFlight);
         }
-        let ago = now - self.settled_at;
-        if min_interval > 0 && self.settled_at != 0 && ago < min_interval {
+        let settled = self.settled_at.get();
+        let ago = now - settled;
+        if min_interval > 0 && settled != 0 && ago < min_interval {
             return Err(RefreshSkipped::Recent { ago: ago.max(0) });
         }
-        self.next_refresh = self.next_refresh.min(now);
+        self.next_refresh = Secs::of(self.next_refresh.get().min(now));
         Ok(())
     }
 
@@ -286,36 +324,37 @@ impl Entry {
     /// be woken: returns how long ago it expired. Once per staple: after
     /// that, failed fetches back off as usual.
     pub fn expired_seen(&mut self, now: i64) -> Option<i64> {
-        let expired = self.has_staple() && self.next_update != 0 && self.next_update <= now;
+        let next_update = self.next_update.get();
+        let expired = self.has_staple() && next_update != 0 && next_update <= now;
         if !expired || self.expiry_noted == self.next_update {
             return None;
         }
         self.expiry_noted = self.next_update;
-        self.next_refresh = self.next_refresh.min(now);
-        Some(now - self.next_update)
+        self.next_refresh = Secs::of(self.next_refresh.get().min(now));
+        Some(now - next_update)
     }
 
     /// The lease is given back without a fetch (another instance fetches
     /// it); look again at `next_refresh`.
     pub fn release_lease(&mut self, next_refresh: i64) {
         self.lease_pid = 0;
-        self.lease_until = 0;
-        self.next_refresh = next_refresh;
+        self.lease_until = Secs(0);
+        self.next_refresh = Secs::of(next_refresh);
     }
 
     /// The thisUpdate of the staple held, if there is one.
     pub fn staple_this_update(&self) -> Option<i64> {
-        self.has_staple().then_some(self.this_update)
+        self.has_staple().then_some(self.this_update.get())
     }
 
     pub fn set_next_refresh(&mut self, at: i64) {
-        self.next_refresh = at;
+        self.next_refresh = Secs::of(at);
     }
 
     /// Whether `resp` (a revocation) is news: another status or another
     /// response than the one recorded.
     pub fn is_new_revocation(&self, resp: &CheckedResponse) -> bool {
-        self.status != CertStatus::Revoked || self.this_update != resp.this_update
+        self.status != CertStatus::Revoked || self.this_update != Secs::of(resp.this_update)
     }
 
     /// A fetch failed; `schedule(failures, kept)` says when to try again,
@@ -325,13 +364,13 @@ impl Entry {
         self.failures = self.failures.saturating_add(1);
         self.fetch_failed += 1;
         self.last_result = FetchResult::Failed;
-        let kept = self.servable(now).map(|_| self.next_update);
-        self.next_refresh = schedule(self.failures, kept.filter(|&n| n != 0));
+        let kept = self.servable(now).map(|_| self.next_update.get());
+        self.next_refresh = Secs::of(schedule(self.failures, kept.filter(|&n| n != 0)));
         kept
     }
 
     pub fn next_refresh(&self) -> i64 {
-        self.next_refresh
+        self.next_refresh.get()
     }
 }
 
@@ -369,7 +408,7 @@ impl<M: Memory> EntryMut<'_, M> {
         if !self.entry.dynamic {
             return;
         }
-        self.entry.last_used = now;
+        self.entry.last_used = Secs::of(now);
         // SAFETY: the lock is held while this EntryMut lives; the root is
         // the zone's, the entry one of its live entries.
         unsafe {
@@ -387,22 +426,32 @@ impl<M: Memory> EntryMut<'_, M> {
         self.entry.der_len = 0;
     }
 
-    /// Replaces the staple. On failure the previous staple stays.
+    /// Replaces the staple: its first `HEAD` bytes in the entry, the rest
+    /// in pieces. On failure (no room) the previous staple stays.
     pub fn store(&mut self, resp: &CheckedResponse, source: StapleSource, now: i64) -> Result<(), ZoneFull> {
-        if resp.der.is_empty() {
+        let Ok(len) = u32::try_from(resp.der.len()) else {
+            return Err(ZoneFull);
+        };
+        if len == 0 {
             return Err(ZoneFull);
         }
-        let p = chunks::write(self.mem, &resp.der).ok_or(ZoneFull)?;
+        let (head, rest) = resp.der.split_at(resp.der.len().min(HEAD));
+        let p = if rest.is_empty() {
+            ptr::null_mut()
+        } else {
+            chunks::write(self.mem, rest).ok_or(ZoneFull)?
+        };
         self.free_der();
         let e = &mut *self.entry;
+        e.head[..head.len()].copy_from_slice(head);
         e.der = p;
-        e.der_len = resp.der.len();
+        e.der_len = len;
         e.no_room = false;
         e.source = source;
         e.status = resp.status;
-        e.this_update = resp.this_update;
-        e.next_update = resp.next_update.unwrap_or(0);
-        e.stored_at = now;
+        e.this_update = Secs::of(resp.this_update);
+        e.next_update = Secs::of(resp.next_update.unwrap_or(0));
+        e.stored_at = Secs::of(now);
         // SAFETY: as above.
         unsafe { bump_generation(self.mem) };
         Ok(())
@@ -477,7 +526,7 @@ impl<M: Memory> EntryMut<'_, M> {
         e.last_result = FetchResult::Ok;
         e.fetch_ok += 1;
         e.failures = 0;
-        e.next_refresh = next_refresh;
+        e.next_refresh = Secs::of(next_refresh);
         self.set_last_error("");
         Ok(())
     }
@@ -493,7 +542,7 @@ impl<M: Memory> EntryMut<'_, M> {
         self.store(resp, StapleSource::Store, now)?;
         let e = &mut *self.entry;
         e.failures = 0;
-        e.settled_at = now;
+        e.settled_at = Secs::of(now);
         e.release_lease(next_refresh);
         self.set_last_error("");
         Ok(())
@@ -506,11 +555,11 @@ impl<M: Memory> EntryMut<'_, M> {
         let e = &mut *self.entry;
         e.last_result = FetchResult::Revoked;
         e.status = CertStatus::Revoked;
-        e.this_update = resp.this_update;
-        e.next_update = resp.next_update.unwrap_or(0);
+        e.this_update = Secs::of(resp.this_update);
+        e.next_update = Secs::of(resp.next_update.unwrap_or(0));
         e.fetch_ok += 1;
         e.failures = 0;
-        e.next_refresh = next_refresh;
+        e.next_refresh = Secs::of(next_refresh);
         self.set_last_error("certificate is revoked");
     }
 }

@@ -39,7 +39,7 @@ pub use view::{FetchResult, LAST_ERROR_LEN};
 
 /// Changes whenever `Root` or `Entry` change layout; a reused zone stamped
 /// with another value is wiped and started afresh.
-const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0007;
+const LAYOUT_MAGIC: u64 = 0x5354_4150_4c45_0008;
 
 #[repr(C)]
 pub struct Root {

@@ -2,7 +2,7 @@
 //! and a plan of which new staples fit in the free pages.
 
 use super::chunks::slots;
-use super::entry::Entry;
+use super::entry::{chain_len, Entry};
 use super::Locked;
 
 /// What one entry takes in the slab pool (its size rounded up to the slot
@@ -122,7 +122,7 @@ impl RoomPlan {
     /// nothing planned) when it would not fit.
     pub fn try_add(&mut self, staple_bytes: usize) -> bool {
         let mut staples = self.staples.clone();
-        for slot in slots(staple_bytes) {
+        for slot in slots(chain_len(staple_bytes)) {
             match staples.iter_mut().find(|(s, _)| *s == slot) {
                 Some((_, n)) => *n += 1,
                 None => staples.push((slot, 1)),
@@ -178,27 +178,33 @@ impl Locked<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{size_for, RoomPlan, SizeGuess, ENTRY_SLOT};
+    use super::{chain_len, size_for, RoomPlan, SizeGuess, ENTRY_SLOT};
+    use crate::state::zone::entry::HEAD;
 
     #[test]
     fn room_counts_whole_pages() {
         let page = 4096;
         assert_eq!(ENTRY_SLOT, 256);
-        // A 1,300-byte staple: pieces of 1,024, 256 and 64 bytes; entries
-        // and each piece size share pages of their own.
-        assert_eq!(super::slots(1300), vec![1024, 256, 64]);
+        // A staple whose bytes after the entry's take pieces of 1,024, 256
+        // and 64 bytes; entries and each piece size share pages of their
+        // own.
+        let len = 1300 + HEAD;
+        assert_eq!(super::slots(chain_len(len)), vec![1024, 256, 64]);
         let pages = |n: usize| n.div_ceil(16) + n.div_ceil(4) + n.div_ceil(16) + n.div_ceil(64);
         let mut plan = RoomPlan::new(6 * page, page);
         let mut n: usize = 0;
-        while plan.try_add(1300) {
+        while plan.try_add(len) {
             n += 1;
         }
         assert!(pages(n) <= 6 && pages(n + 1) > 6, "{n}");
         // A staple with pieces of other sizes needs pages of their own.
         let mut plan = RoomPlan::new(4 * page, page);
-        assert!(plan.try_add(1300));
+        assert!(plan.try_add(len));
         assert!(!plan.try_add(3000));
-        assert!(plan.try_add(1300));
+        assert!(plan.try_add(len));
+        // A staple that fits in its entry takes no piece.
+        let mut plan = RoomPlan::new(page, page);
+        assert_eq!((0..16).filter(|_| plan.try_add(HEAD)).count(), 16);
         // Nothing fits in no room.
         assert!(!RoomPlan::new(0, page).try_add(1));
     }

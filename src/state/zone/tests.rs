@@ -252,7 +252,7 @@ fn a_reload_keeps_the_zone_and_sweeps_what_it_no_longer_configures() {
     );
     assert_eq!(
         before - mem.used(),
-        super::chunks::footprint(500) + mem::size_of::<Entry>(),
+        super::chunks::footprint(super::entry::chain_len(500)) + mem::size_of::<Entry>(),
         "b's entry and staple are freed"
     );
 }
@@ -403,7 +403,7 @@ fn a_staple_replaced_or_dropped_frees_its_bytes_and_tells_the_workers() {
         .unwrap();
     assert_eq!(
         mem.used() - base,
-        super::chunks::footprint(300),
+        super::chunks::footprint(super::entry::chain_len(300)),
         "the old staple's bytes are freed"
     );
     assert_eq!(
@@ -422,4 +422,31 @@ fn a_staple_replaced_or_dropped_frees_its_bytes_and_tells_the_workers() {
     );
     assert!(z.find(&k).unwrap().servable(NOW).is_none());
     assert_eq!(generation(&mut z), g0 + 3);
+}
+
+#[test]
+fn a_staple_of_any_length_reads_back_and_takes_its_entry_and_pieces() {
+    let mem = Heap::new(1 << 20);
+    let zone = Zone { mem };
+    let mut z = zone.lock();
+    let (_, seq) = z.prepare().unwrap();
+    let k = key(9, 9);
+    z.register(&k, seq).unwrap();
+    let base = mem.used();
+    let head = super::entry::HEAD;
+    for len in [1, head - 1, head, head + 1, 470, 588, 1265, 2100, 16384] {
+        let mut e = z.find(&k).unwrap();
+        e.store(&response(len), StapleSource::Fetched, NOW).unwrap();
+        let back = e.servable(NOW).map(|c| c.to_vec());
+        assert_eq!(back, Some(response(len).der), "{len} bytes read back");
+        assert_eq!(e.view().bytes, len);
+        assert_eq!(
+            mem.used() - base,
+            super::chunks::footprint(super::entry::chain_len(len)),
+            "{len} bytes: the first {head} in the entry, the rest in pieces"
+        );
+    }
+    // 588 bytes, the bench's responses: 256 with the entry, 512 + 64 in
+    // pieces, at most DER + 256 in all.
+    assert!(mem::size_of::<Entry>() + super::chunks::footprint(super::entry::chain_len(588)) <= 588 + 256);
 }

@@ -13,10 +13,13 @@ fn entry() -> Entry {
 /// Gives `e` a staple of `len` bytes valid until `next_update` (leaked:
 /// a test's few bytes).
 fn with_staple(e: &mut Entry, len: usize, next_update: i64) {
-    e.der = super::chunks::leak_chain(&vec![0x30; len]);
-    e.der_len = len;
-    e.next_update = next_update;
-    e.this_update = next_update - 3600;
+    let bytes = vec![0x30; len];
+    let head = len.min(HEAD);
+    e.head[..head].copy_from_slice(&bytes[..head]);
+    e.der = super::chunks::leak_chain(&bytes[head..]);
+    e.der_len = len as u32;
+    e.next_update = Secs::of(next_update);
+    e.this_update = Secs::of(next_update - 3600);
     e.source = StapleSource::Fetched;
 }
 
@@ -148,7 +151,7 @@ fn a_staple_is_never_served_at_or_after_its_next_update() {
     assert_eq!(e.der().map(|c| c.len()), Some(64), "the store still gets it");
     assert_eq!(e.staple_this_update(), Some(NOW + 100 - 3600));
     // No nextUpdate: served until replaced.
-    e.next_update = 0;
+    e.next_update = Secs(0);
     assert!(e.servable(NOW + 1_000_000).is_some());
 }
 
@@ -179,13 +182,13 @@ fn handshakes_are_counted_and_keep_a_dynamic_entry_recent() {
     e.count_handshake(true, NOW + 7);
     let v = e.view();
     assert_eq!((v.stapled, v.unstapled), (2, 1));
-    assert_eq!(e.last_used, 0, "a configured entry has no LRU time");
+    assert_eq!(e.last_used.get(), 0, "a configured entry has no LRU time");
 
     let mut d = Entry::new(StapleKey([8; 32]), 1, true, NOW);
     assert!(d.is_dynamic());
-    assert_eq!(d.last_used, NOW);
+    assert_eq!(d.last_used.get(), NOW);
     d.count_handshake(false, NOW + 9);
-    assert_eq!(d.last_used, NOW + 9);
+    assert_eq!(d.last_used.get(), NOW + 9);
 }
 
 #[test]
