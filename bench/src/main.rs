@@ -412,8 +412,8 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         o.threads,
         Duration::from_secs(o.duration),
     );
-    let restart_line = nginx
-        .log()
+    let restart_log = nginx.log();
+    let restart_line = restart_log
         .lines()
         .find(|l| l.contains("took over"))
         .unwrap_or_default()
@@ -426,13 +426,16 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
     let store = s.dir.join("store");
     let aside = s.dir.join("store.aside");
     let mut from_store = vec![restart_up];
+    let mut store_secs: Vec<f64> = store_time(&restart_log).into_iter().collect();
     let mut plain = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         fs::rename(&store, &aside)?;
-        plain.push(start_stop(s, o)?);
+        plain.push(start_stop(s, o)?.0);
         fs::remove_dir_all(&store)?;
         fs::rename(&aside, &store)?;
-        from_store.push(start_stop(s, o)?);
+        let (up, log) = start_stop(s, o)?;
+        from_store.push(up);
+        store_secs.extend(store_time(&log));
     }
     Ok(report::Scale {
         failures,
@@ -447,6 +450,7 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         restart_up,
         from_store,
         plain,
+        store_secs,
         restart_line,
         restart_stapled_pct: pct(restart.stapled, restart.handshakes),
         restart_handshakes: restart.handshakes,
@@ -455,14 +459,28 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
 }
 
 /// Starts nginx (the responder is down), returns how long until its
-/// workers ran, and stops it.
-fn start_stop(s: &Setup, o: &Options) -> Result<Duration> {
+/// workers ran and its error log, and stops it.
+fn start_stop(s: &Setup, o: &Options) -> Result<(Duration, String)> {
     let _ = fs::remove_file(s.dir.join("error.log"));
     let mut nginx = Nginx::new(&s.nginx_bin, &s.dir);
     let started = nginx.start(o.workers)?;
     let up = started.elapsed();
+    let log = nginx.log();
     nginx.stop();
-    Ok(up)
+    Ok((up, log))
+}
+
+/// What reading and checking the store took at a start, from the
+/// module's line "N staple(s) read from the store ... and checked in S s".
+fn store_time(log: &str) -> Option<f64> {
+    log.lines()
+        .find(|l| l.contains("read from the store"))?
+        .split(" and checked in ")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// One GET of the status page on 127.0.0.1:`port`: its path, the time to

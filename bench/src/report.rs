@@ -42,6 +42,9 @@ pub struct Scale {
     /// and after plain starts (the store empty), taken in turn.
     pub from_store: Vec<Duration>,
     pub plain: Vec<Duration>,
+    /// Seconds the module took to read and check the store, by its log,
+    /// at each start from the store.
+    pub store_secs: Vec<f64>,
     pub restart_line: String,
     pub restart_stapled_pct: f64,
     pub restart_handshakes: u64,
@@ -310,6 +313,21 @@ pub fn scale(s: &Scale) {
         without.as_secs_f64(),
         with.as_secs_f64() / without.as_secs_f64().max(1e-9)
     );
+    let mut store = s.store_secs.clone();
+    store.sort_by(f64::total_cmp);
+    if let Some(&m) = store.get(store.len() / 2) {
+        println!(
+            "  the store's part of a start (read and checked, by the module's log): {} s; \
+             median {:.2} s = {:.1}% of the median plain start",
+            store
+                .iter()
+                .map(|t| format!("{t:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            m,
+            100.0 * m / without.as_secs_f64().max(1e-9)
+        );
+    }
     for p in &s.pages {
         println!(
             "  status page {}: {:.1} ms, {} bytes, {} lines without '#'",

@@ -2,6 +2,7 @@
 //! start so that nginx staples before its first fetch.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use super::{size_problem, Settings, StaplingContext, TooLarge};
 use crate::base::log::{log_info, log_warn, Log};
@@ -47,8 +48,9 @@ impl StaplingContext {
         let Some(store) = &self.store else {
             return Vec::new();
         };
+        let started = Instant::now();
         let Some(dir) = store.as_dir() else {
-            return self.read_keys(&**store, wanted, log_, now);
+            return self.read_keys(&**store, wanted, log_, now, started);
         };
         let files = match dir.list() {
             Ok(f) => f,
@@ -150,7 +152,7 @@ impl StaplingContext {
                 );
             }
         }
-        log_read(out.len(), &**store, log_);
+        log_read(out.len(), &**store, log_, started);
         out
     }
 
@@ -163,6 +165,7 @@ impl StaplingContext {
         wanted: &HashSet<StapleKey>,
         log_: Log,
         now: i64,
+        started: Instant,
     ) -> Vec<(StapleKey, CheckedResponse)> {
         let certs: HashMap<StapleKey, &Certificate> = self
             .certs
@@ -207,7 +210,7 @@ impl StaplingContext {
                 }
             }
         }
-        log_read(out.len(), store, log_);
+        log_read(out.len(), store, log_, started);
         out
     }
 
@@ -262,9 +265,16 @@ fn check_all(checks: &[(StoredCheck<'_>, &[u8])], now: i64) -> Vec<Result<Checke
 }
 
 /// The info line of a start that found staples in the store.
-fn log_read(n: usize, store: &dyn StapleStore, log_: Log) {
+/// Says how many staples were read from the store and how long reading
+/// and checking them took (what a restart spends on the store).
+fn log_read(n: usize, store: &dyn StapleStore, log_: Log, started: Instant) {
     if n > 0 {
-        log_info!(log_, "{n} staple(s) read from the store \"{}\"", store.name());
+        log_info!(
+            log_,
+            "{n} staple(s) read from the store \"{}\" and checked in {:.2} s",
+            store.name(),
+            started.elapsed().as_secs_f64()
+        );
     }
 }
 
