@@ -15,9 +15,6 @@ use crate::state::certificate::{Certificate, StapleKey};
 use crate::state::store::StapleStore;
 
 impl StaplingContext {
-    /// The store's staples for the configured staples in `wanted` (those
-    /// without a staple in the zone), checked as fetched ones are; each
-    /// file that cannot be used gets one warning.
     /// The size of each staple in a store directory, by key, from the
     /// files' metadata (a store file is the response's DER): what the zone
     /// is sized from. Empty for other stores and when the directory cannot
@@ -39,6 +36,9 @@ impl StaplingContext {
             .collect()
     }
 
+    /// The store's staples for the configured staples in `wanted` (those
+    /// without a staple in the zone), checked as fetched ones are; each
+    /// file that cannot be used gets one warning.
     pub(super) fn read_store(
         &self,
         wanted: &HashSet<StapleKey>,
@@ -264,9 +264,9 @@ fn check_all(checks: &[(StoredCheck<'_>, &[u8])], now: i64) -> Vec<Result<Checke
     })
 }
 
-/// The info line of a start that found staples in the store.
-/// Says how many staples were read from the store and how long reading
-/// and checking them took (what a restart spends on the store).
+/// The info line of a start that found staples in the store: how many,
+/// and how long reading and checking them took (what a restart spends on
+/// the store).
 fn log_read(n: usize, store: &dyn StapleStore, log_: Log, started: Instant) {
     if n > 0 {
         log_info!(
