@@ -48,13 +48,12 @@ pub fn map<T: Sync, R: Send, S: Default>(items: &[T], f: impl Fn(&mut S, &T) -> 
     })
 }
 
-/// A scoped thread started with every signal blocked from its first
-/// instruction (the mask is set on this thread around the spawn, which
-/// the new thread inherits, then restored); `None` if none could start.
-fn spawn_without_signals<'scope, R: Send + 'scope>(
-    scope: &'scope thread::Scope<'scope, '_>,
-    f: impl FnOnce() -> R + Send + 'scope,
-) -> Option<thread::ScopedJoinHandle<'scope, R>> {
+/// Runs `spawn`, which starts a thread, with every signal blocked on this
+/// thread, then restores the mask: the new thread inherits the blocked
+/// mask from its first instruction, so signals keep reaching nginx's
+/// handlers on nginx's own thread. `None`, and `spawn` dropped unrun, when
+/// the mask cannot be set.
+pub fn with_signals_blocked<T>(spawn: impl FnOnce() -> T) -> Option<T> {
     // SAFETY: sigset_t is plain data that sigfillset initialises;
     // pthread_sigmask only changes this thread's mask, restored below.
     unsafe {
@@ -64,12 +63,24 @@ fn spawn_without_signals<'scope, R: Send + 'scope>(
         if libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) != 0 {
             return None;
         }
-        let spawned = thread::Builder::new()
-            .name("stapling-load".into())
-            .spawn_scoped(scope, f);
+        let spawned = spawn();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned.ok()
+        Some(spawned)
     }
+}
+
+/// A scoped thread started with every signal blocked from its first
+/// instruction (`with_signals_blocked`); `None` if none could start.
+fn spawn_without_signals<'scope, R: Send + 'scope>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    f: impl FnOnce() -> R + Send + 'scope,
+) -> Option<thread::ScopedJoinHandle<'scope, R>> {
+    with_signals_blocked(|| {
+        thread::Builder::new()
+            .name("stapling-load".into())
+            .spawn_scoped(scope, f)
+    })
+    .and_then(Result::ok)
 }
 
 #[cfg(test)]

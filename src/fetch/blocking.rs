@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use ngx::async_::sleep;
 
+use crate::base::parallel::with_signals_blocked;
+
 /// How often the event loop looks whether the thread is done.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -79,25 +81,15 @@ pub async fn run<T: Send + 'static>(
     }
 }
 
-/// Starts a thread with every signal blocked from its first instruction:
-/// the mask is set on this thread around the spawn (the new thread
-/// inherits it), then restored. False when no thread could be started
-/// (`f` is dropped, which uncounts it).
+/// Starts a thread with every signal blocked from its first instruction
+/// (`base::parallel::with_signals_blocked`). False when no thread could
+/// be started (`f` is dropped, which uncounts it).
 fn spawn_without_signals(f: impl FnOnce() + Send + 'static) -> bool {
-    // SAFETY: sigset_t is plain data that sigfillset initialises;
-    // pthread_sigmask only changes this thread's mask, restored below.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        if libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) != 0 {
-            return false;
-        }
-        let spawned = std::thread::Builder::new()
+    with_signals_blocked(|| {
+        std::thread::Builder::new()
             .name("stapling-store".into())
             .stack_size(512 * 1024)
-            .spawn(f);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned.is_ok()
-    }
+            .spawn(f)
+    })
+    .is_some_and(|spawned| spawned.is_ok())
 }
