@@ -23,9 +23,16 @@ const TOLERANCE: usize = 32;
 
 /// The slots a staple of `len` bytes takes, in order.
 pub fn slots(len: usize) -> Vec<usize> {
-    let mut out = Vec::new();
+    slot_sizes(len).collect()
+}
+
+/// `slots`, one at a time (the handshake's copy allocates nothing for it).
+fn slot_sizes(len: usize) -> impl Iterator<Item = usize> {
     let mut rest = len;
-    while rest > 0 {
+    std::iter::from_fn(move || {
+        if rest == 0 {
+            return None;
+        }
         let need = rest + HEADER;
         let slot = if need >= CHUNK_MAX {
             CHUNK_MAX
@@ -40,10 +47,9 @@ pub fn slots(len: usize) -> Vec<usize> {
                 down
             }
         };
-        out.push(slot);
         rest = rest.saturating_sub(slot - HEADER);
-    }
-    out
+        Some(slot)
+    })
 }
 
 /// What a staple of `len` bytes takes in the zone, slot rounding included.
@@ -125,7 +131,7 @@ impl<'a> Chunks<'a> {
     pub fn pieces(&self) -> impl Iterator<Item = &'a [u8]> {
         let mut p = self.first;
         let mut rest = self.len.saturating_sub(self.head.len());
-        let mut slots = slots(rest).into_iter();
+        let mut slots = slot_sizes(rest);
         let head = (!self.head.is_empty()).then_some(self.head);
         head.into_iter().chain(std::iter::from_fn(move || {
             let slot = slots.next()?;

@@ -147,21 +147,18 @@ pub struct ZoneUsage {
 impl ZoneUsage {
     /// Bytes not in free pages (slab bookkeeping included).
     pub fn used(&self) -> usize {
-        // SAFETY: nginx sets ngx_pagesize at startup.
-        let page = unsafe { nginx_sys::ngx_pagesize };
-        self.size.saturating_sub(self.free_pages.saturating_mul(page))
+        self.size
+            .saturating_sub(self.free_pages.saturating_mul(page_size()))
     }
 }
 
 impl Locked<'_> {
     /// A plan for new entries in the zone's free pages.
     pub fn room_plan(&mut self) -> RoomPlan {
-        // SAFETY: reading a pool field under the lock; nginx sets
-        // ngx_pagesize at startup.
-        unsafe {
-            let page = nginx_sys::ngx_pagesize;
-            RoomPlan::new((*self.pool()).pfree.saturating_mul(page), page)
-        }
+        let page = page_size();
+        // SAFETY: reading a pool field under the lock.
+        let free_pages = unsafe { (*self.pool()).pfree };
+        RoomPlan::new(free_pages.saturating_mul(page), page)
     }
 
     pub fn usage(&mut self) -> ZoneUsage {
