@@ -70,11 +70,12 @@ my $file = "$d/store/$id.der";
 my $fetched = wait_for(sub { $t->handshake(port(8443))->{staple} }, 10);
 ok($fetched, 'fetched staple served');
 ok(wait_for(sub { -s $file }, 20), 'the staple is written to the store as <staple id>.der');
-is($t->read_file("store/$id.der"), $fetched, 'the stored file is the staple served');
+ok(wait_for(sub { -s $file == length($fetched) + 50 }, 20) && substr($t->read_file("store/$id.der"), 0, length $fetched) eq $fetched,
+	'the stored file is the staple served, and its seal (store_seal.t)');
 opendir(my $dh, "$d/store") or die;
-my @names = grep { !/^\.\.?$/ } readdir $dh;
+my @names = sort grep { !/^\.\.?$/ } readdir $dh;
 closedir $dh;
-is_deeply(\@names, ["$id.der"], 'nothing else in the store (no temporary file left)');
+is_deeply(\@names, ['.seal-key', "$id.der"], 'nothing else in the store but its key (no temporary file left)');
 my $mode = (stat "$d/store")[2] & 07777;
 is(sprintf('%o', $mode), '700', 'the store directory nginx created is private');
 

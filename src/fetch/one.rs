@@ -104,10 +104,7 @@ fn apply(
             let next = schedule::after_success(policy, resp.this_update, resp.next_update, now, random);
             match e.record_fetched(&resp, now, next) {
                 Ok(()) => {
-                    persist = Persist::Write {
-                        der: resp.der.clone(),
-                        next_update: resp.next_update.unwrap_or(0),
-                    };
+                    persist = Persist::Write(resp.clone());
                     Some((
                         NGX_LOG_INFO as usize,
                         format!(

@@ -7,7 +7,7 @@ use std::ptr;
 
 use super::discover;
 use super::http::{ngx_ssl_stapling_http_module, ngx_ssl_stapling_stream_module, BlockConf, StoreSetting};
-use crate::base::log::{log, Log};
+use crate::base::log::{log, log_notice, log_warn, Log};
 use crate::state::store::{self, kv, StapleStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,7 +125,41 @@ pub(super) unsafe fn store_of(
             }
         }
     };
-    Ok(Some(Arc::new(store::Store::new(path, writable, shared))))
+    let mut dir_store = store::Store::new(path, writable, shared);
+    if test_config == 0 && writable {
+        dir_store.seal = seal_key(&dir_store, log_);
+    }
+    Ok(Some(Arc::new(dir_store)))
+}
+
+/// The key that seals the store's staples (`.seal-key` in it, made at the
+/// first start), or why there is none: a `warn`, and every stored staple
+/// is then checked in full, signature and all, at each start.
+fn seal_key(dir: &store::Store, log_: Option<Log>) -> Option<store::seal::SealKey> {
+    match store::seal::load_or_make(&dir.dir) {
+        Ok((key, made)) => {
+            if let (true, Some(log_)) = (made, log_) {
+                log_notice!(
+                    log_,
+                    "made the key that seals the staples of the store \"{}\": \"{}\"",
+                    dir.shown,
+                    dir.dir.join(store::seal::KEY_FILE).display()
+                );
+            }
+            Some(key)
+        }
+        Err(e) => {
+            if let Some(log_) = log_ {
+                log_warn!(
+                    log_,
+                    "the store's key \"{}\" is not used: {e}; stored staples are checked in full \
+                     (signature and all) at each start; remove it and a new one is made",
+                    dir.dir.join(store::seal::KEY_FILE).display()
+                );
+            }
+            None
+        }
+    }
 }
 
 /// The user and group the workers will run as, when the master is root.

@@ -85,7 +85,7 @@ impl CertStatus {
 }
 
 /// A response that passed every check, ready to be stapled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedResponse {
     pub der: Vec<u8>,
     pub status: CertStatus,
@@ -351,6 +351,13 @@ fn check_basic(
         this_update,
         next_update,
     })
+}
+
+/// An OCSPResponse's DER at the start of `bytes`, and what follows it
+/// (a stored staple's seal); `None` when `bytes` do not start with one
+/// strict DER SEQUENCE.
+pub fn leading_response(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    split::leading_sequence(bytes)
 }
 
 /// The latest nextUpdate in a response, whichever certificate it is for;

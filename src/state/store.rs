@@ -21,9 +21,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::ocsp::response::CheckedResponse;
 use crate::state::certificate::StapleKey;
+use seal::SealKey;
 
 pub mod kv;
+pub mod seal;
 
 const SUFFIX: &str = ".der";
 
@@ -32,8 +35,8 @@ const SUFFIX: &str = ".der";
 pub enum Persist {
     /// Nothing (the fetch failed: the stored staple stays).
     Keep,
-    /// A new staple, valid until `next_update` (Unix seconds; 0: none).
-    Write { der: Vec<u8>, next_update: i64 },
+    /// A new staple, which passed every check.
+    Write(CheckedResponse),
     /// No staple (the certificate is revoked).
     Remove,
 }
@@ -68,6 +71,11 @@ pub trait StapleStore: Send + Sync {
     fn as_dir(&self) -> Option<&Store> {
         None
     }
+    /// The key that seals the staples this store keeps, if it has one:
+    /// a staple it sealed needs no signature check when it is read back.
+    fn seal_key(&self) -> Option<&SealKey> {
+        None
+    }
     /// The staples stored for `keys`, read at a start (in the master).
     fn read_many(&self, keys: &[StapleKey]) -> io::Result<Vec<(StapleKey, Vec<u8>)>> {
         let mut out = Vec::new();
@@ -93,6 +101,8 @@ pub struct Store {
     /// shared`): a staple another instance wrote is taken before fetching,
     /// and a lease file per staple lets one instance fetch it.
     pub shared: bool,
+    /// Seals the staples written (`.seal-key`, see `seal`).
+    pub seal: Option<SealKey>,
 }
 
 const LEASE_SUFFIX: &str = ".lease";
@@ -258,6 +268,7 @@ impl Store {
             dir,
             writable,
             shared,
+            seal: None,
         }
     }
 
@@ -265,10 +276,19 @@ impl Store {
         self.dir.join(format!("{key}{SUFFIX}"))
     }
 
+    /// Replaces the staple's file with `resp`, sealed when the store has a
+    /// key: see `write_bytes`.
+    pub fn write(&self, key: &StapleKey, resp: &CheckedResponse) -> io::Result<()> {
+        match self.seal.as_ref().and_then(|k| k.seal(key, resp)) {
+            Some(sealed) => self.write_bytes(key, &sealed),
+            None => self.write_bytes(key, &resp.der),
+        }
+    }
+
     /// Replaces the staple's file with `der`, atomically: a temporary file
     /// created exclusively (never through a link someone left at its name),
     /// mode 0600, then renamed over the old one.
-    pub fn write(&self, key: &StapleKey, der: &[u8]) -> io::Result<()> {
+    pub fn write_bytes(&self, key: &StapleKey, der: &[u8]) -> io::Result<()> {
         let tmp = self
             .dir
             .join(format!(".{key}{SUFFIX}{TEMP_MARK}{}", std::process::id()));
@@ -462,7 +482,7 @@ impl StapleStore for Store {
     fn finish(&self, key: &StapleKey, me: Option<&str>, persist: Persist, _now: i64) -> io::Result<()> {
         let written = match persist {
             Persist::Keep => Ok(()),
-            Persist::Write { der, .. } => self.write(key, &der),
+            Persist::Write(resp) => self.write(key, &resp),
             Persist::Remove => self.remove(key),
         };
         if let Some(me) = me.filter(|_| self.shared) {
@@ -473,6 +493,10 @@ impl StapleStore for Store {
 
     fn as_dir(&self) -> Option<&Store> {
         Some(self)
+    }
+
+    fn seal_key(&self) -> Option<&SealKey> {
+        self.seal.as_ref()
     }
 }
 

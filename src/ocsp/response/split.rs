@@ -87,6 +87,12 @@ fn element(input: &[u8], want: u8) -> Option<(&[u8], &[u8])> {
     Some((&input[..input.len() - rest.len()], rest))
 }
 
+/// The DER element at the start of `bytes` when it is a SEQUENCE (as an
+/// OCSPResponse is), and the bytes after it.
+pub fn leading_sequence(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    element(bytes, SEQUENCE)
+}
+
 /// A DER length.
 fn push_len(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {

@@ -8,16 +8,17 @@ use super::{size_problem, Settings, StaplingContext, TooLarge};
 use crate::base::log::{log_info, log_warn, Log};
 use crate::base::parallel;
 use crate::ocsp::response::{
-    check_response_cached, peek_next_update, CertCache, CertStatus, CertificateStatusId, ChainSignatureCheck,
-    CheckedResponse, OcspError, TimeRules,
+    check_response_cached, check_validity, peek_next_update, CertCache, CertStatus, CertificateStatusId,
+    ChainSignatureCheck, CheckedResponse, OcspError, TimeRules,
 };
 use crate::state::certificate::{Certificate, StapleKey};
+use crate::state::store::seal::{self, SealKey, SEAL_LEN};
 use crate::state::store::StapleStore;
 
 impl StaplingContext {
     /// The size of each staple in a store directory, by key, from the
-    /// files' metadata (a store file is the response's DER): what the zone
-    /// is sized from. Empty for other stores and when the directory cannot
+    /// files' metadata (a store file is the response's DER, and its seal
+    /// when the store seals): what the zone is sized from. Empty for other stores and when the directory cannot
     /// be listed (the fill says why).
     pub(super) fn stored_sizes(&self) -> HashMap<StapleKey, usize> {
         let Some(dir) = self.store.as_ref().and_then(|s| s.as_dir()) else {
@@ -26,11 +27,12 @@ impl StaplingContext {
         let Ok(files) = dir.list() else {
             return HashMap::new();
         };
+        let seal = if dir.seal.is_some() { SEAL_LEN } else { 0 };
         files
             .into_iter()
             .filter_map(|(key, path)| {
                 let meta = std::fs::metadata(path).ok()?;
-                let len = usize::try_from(meta.len()).ok()?;
+                let len = usize::try_from(meta.len()).ok()?.saturating_sub(seal);
                 (meta.is_file() && len > 0 && len <= self.settings.max_staple_bytes).then_some((key, len))
             })
             .collect()
@@ -99,13 +101,15 @@ impl StaplingContext {
         }
         let checks: Vec<_> = read
             .iter()
-            .map(|(_, _, cert, der)| (StoredCheck::new(&self.settings, cert), &der[..]))
+            .map(|(_, _, cert, der)| (self.stored_check(cert), &der[..]))
             .collect();
         let checked = check_all(&checks, now);
         let mut out = Vec::new();
+        let mut sealed = 0;
         for ((key, path, cert, _), result) in read.iter().zip(checked) {
             match result {
-                Ok(resp) => {
+                Ok((resp, by_seal)) => {
+                    sealed += usize::from(by_seal);
                     found.insert(*key);
                     out.push((*key, resp));
                 }
@@ -152,7 +156,7 @@ impl StaplingContext {
                 );
             }
         }
-        log_read(out.len(), &**store, log_, started);
+        log_read(out.len(), sealed, &**store, log_, started);
         out
     }
 
@@ -192,14 +196,18 @@ impl StaplingContext {
             .collect();
         let checks: Vec<_> = read
             .iter()
-            .map(|(_, cert, der)| (StoredCheck::new(&self.settings, cert), &der[..]))
+            .map(|(_, cert, der)| (self.stored_check(cert), &der[..]))
             .collect();
         let checked = check_all(&checks, now);
         let mut out = Vec::new();
+        let mut sealed = 0;
         for ((key, cert, _), result) in read.iter().zip(checked) {
             let key = *key;
             match result {
-                Ok(resp) => out.push((key, resp)),
+                Ok((resp, by_seal)) => {
+                    sealed += usize::from(by_seal);
+                    out.push((key, resp));
+                }
                 Err(why) => {
                     log_warn!(
                         log_,
@@ -210,13 +218,24 @@ impl StaplingContext {
                 }
             }
         }
-        log_read(out.len(), store, log_, started);
+        log_read(out.len(), sealed, store, log_, started);
         out
     }
 
-    /// A stored response checked for `cert`'s staple as a fetched one is.
-    pub fn usable(&self, cert: &Certificate, der: &[u8], now: i64) -> Result<CheckedResponse, Unusable> {
-        StoredCheck::new(&self.settings, cert).run(der, now, &mut CertCache::default())
+    /// A stored response checked for `cert`'s staple as a fetched one is
+    /// (or, sealed by this store's key, as it was when it was fetched).
+    pub fn usable(&self, cert: &Certificate, bytes: &[u8], now: i64) -> Result<CheckedResponse, Unusable> {
+        self.stored_check(cert)
+            .run(bytes, now, &mut CertCache::default())
+            .map(|(resp, _)| resp)
+    }
+
+    fn stored_check<'a>(&'a self, cert: &'a Certificate) -> StoredCheck<'a> {
+        StoredCheck::new(
+            &self.settings,
+            cert,
+            self.store.as_ref().and_then(|s| s.seal_key()),
+        )
     }
 }
 
@@ -228,29 +247,54 @@ struct StoredCheck<'a> {
     max_bytes: usize,
     serve_revoked: bool,
     time: TimeRules,
+    key: StapleKey,
     id: &'a CertificateStatusId,
     signature: ChainSignatureCheck<'a>,
+    seal: Option<&'a SealKey>,
 }
 
 impl<'a> StoredCheck<'a> {
-    fn new(settings: &Settings, cert: &'a Certificate) -> Self {
+    fn new(settings: &Settings, cert: &'a Certificate, seal: Option<&'a SealKey>) -> Self {
         StoredCheck {
             max_bytes: settings.max_staple_bytes,
             serve_revoked: settings.serve_revoked,
             time: settings.time,
+            key: cert.key,
             id: &cert.status_id,
             signature: cert.signature_check(),
+            seal,
         }
     }
 
-    fn run(&self, der: &[u8], now: i64, cache: &mut CertCache) -> Result<CheckedResponse, Unusable> {
-        if let Some(why) = size_problem(der.len(), self.max_bytes) {
+    /// The response in a store's `bytes`, and whether its seal vouched for
+    /// it: then the signature is not checked again (the staple id the seal
+    /// covers fixes the certificate, issuer, chain, responder and
+    /// verification settings it was checked with), but the size, time and
+    /// status rules are applied to it as to any.
+    fn run(
+        &self,
+        bytes: &[u8],
+        now: i64,
+        cache: &mut CertCache,
+    ) -> Result<(CheckedResponse, bool), Unusable> {
+        let stored = seal::take_apart(bytes);
+        if let Some(why) = size_problem(stored.der.len(), self.max_bytes) {
             return Err(why.into());
         }
-        match check_response_cached(der, self.id, &self.signature, now, &self.time, cache)? {
-            r if r.status == CertStatus::Revoked && !self.serve_revoked => Err(Unusable::Revoked),
-            r if r.status == CertStatus::Unknown => Err(Unusable::Unknown),
-            r => Ok(r),
+        let (resp, by_seal) = match self.seal.and_then(|k| k.open(&self.key, &stored)) {
+            Some(r) => {
+                check_validity(r.this_update, r.next_update, now, &self.time)?;
+                (r, true)
+            }
+            None => (
+                check_response_cached(stored.der, self.id, &self.signature, now, &self.time, cache)?,
+                false,
+            ),
+        };
+        match resp.status {
+            CertStatus::Revoked if !self.serve_revoked => Err(Unusable::Revoked),
+            CertStatus::Unknown => Err(Unusable::Unknown),
+            _ => Ok((resp, by_seal)),
         }
     }
 }
@@ -258,20 +302,23 @@ impl<'a> StoredCheck<'a> {
 /// Every stored response checked, in order, spread over the cores (a start
 /// with thousands of staples in the store waits for these checks), each
 /// thread parsing a certificate the responses carry once.
-fn check_all(checks: &[(StoredCheck<'_>, &[u8])], now: i64) -> Vec<Result<CheckedResponse, Unusable>> {
+fn check_all(
+    checks: &[(StoredCheck<'_>, &[u8])],
+    now: i64,
+) -> Vec<Result<(CheckedResponse, bool), Unusable>> {
     parallel::map(checks, |cache: &mut CertCache, (check, der)| {
         check.run(der, now, cache)
     })
 }
 
 /// The info line of a start that found staples in the store: how many,
-/// and how long reading and checking them took (what a restart spends on
-/// the store).
-fn log_read(n: usize, store: &dyn StapleStore, log_: Log, started: Instant) {
+/// how many of them their seal vouched for, and how long reading and
+/// checking them took (what a restart spends on the store).
+fn log_read(n: usize, sealed: usize, store: &dyn StapleStore, log_: Log, started: Instant) {
     if n > 0 {
         log_info!(
             log_,
-            "{n} staple(s) read from the store \"{}\" and checked in {:.2} s",
+            "{n} staple(s) read from the store \"{}\" and checked in {:.2} s ({sealed} by their seal)",
             store.name(),
             started.elapsed().as_secs_f64()
         );
@@ -304,8 +351,8 @@ fn read_logged(path: &std::path::Path, log_: Log) -> Option<Vec<u8>> {
 
 /// A stored response no certificate could use any more: past its
 /// nextUpdate, or not an OCSP response at all.
-fn useless(der: &[u8], now: i64) -> bool {
-    match peek_next_update(der) {
+fn useless(bytes: &[u8], now: i64) -> bool {
+    match peek_next_update(seal::take_apart(bytes).der) {
         Ok(Some(next)) => next <= now,
         Ok(None) => false,
         Err(_) => true,

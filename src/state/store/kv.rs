@@ -350,7 +350,8 @@ impl StapleStore for RedisStore {
         self.with(|con| {
             let written = match &persist {
                 Persist::Keep => Ok(()),
-                Persist::Write { der, next_update } => {
+                Persist::Write(resp) => {
+                    let (der, next_update) = (&resp.der, &resp.next_update.unwrap_or(0));
                     let ttl = if *next_update > now {
                         next_update - now
                     } else if *next_update == 0 {

@@ -14,8 +14,8 @@ fn write_read_list_remove() {
     let store = Store::new(dir.clone(), true, false);
     let key = StapleKey([0xab; 32]);
     assert!(!store.path_of(&key).exists());
-    store.write(&key, b"one").unwrap();
-    store.write(&key, b"two").unwrap();
+    store.write_bytes(&key, b"one").unwrap();
+    store.write_bytes(&key, b"two").unwrap();
     assert_eq!(read_file(&store.path_of(&key)).unwrap(), b"two");
     fs::write(dir.join("not-a-key.der"), b"x").unwrap();
     fs::write(dir.join(".abc.der.tmp.1"), b"x").unwrap();
@@ -62,7 +62,7 @@ fn hostile_files_are_refused_without_blocking() {
     let key = StapleKey([0x11; 32]);
     let tmp = dir.join(format!(".{key}{SUFFIX}{TEMP_MARK}{}", std::process::id()));
     std::os::unix::fs::symlink(&target, &tmp).unwrap();
-    store.write(&key, b"staple").unwrap();
+    store.write_bytes(&key, b"staple").unwrap();
     assert_eq!(fs::read(&target).unwrap(), b"secret");
     assert_eq!(read_file(&store.path_of(&key)).unwrap(), b"staple");
     let mode = fs::metadata(store.path_of(&key)).unwrap().permissions().mode() & 0o777;
