@@ -72,7 +72,7 @@ impl StaplingContext {
         }
         let mut found = HashSet::new();
         let mut legacy = Vec::new();
-        let mut read = Vec::new();
+        let mut to_read = Vec::new();
         for (key, path) in files {
             if by_key.contains_key(&key) && !wanted.contains(&key) {
                 // The zone has a staple already (a reload): not read.
@@ -82,8 +82,21 @@ impl StaplingContext {
                 legacy.push((key, path));
                 continue;
             }
-            let Some(der) = read_logged(&path, log_) else {
-                continue;
+            to_read.push((key, path));
+        }
+        // Read on every core too: with seals, opening and reading the
+        // files is most of what a start spends on the store.
+        let contents = parallel::map(&to_read, |_: &mut (), (_, path)| {
+            crate::state::store::read_file(path)
+        });
+        let mut read = Vec::new();
+        for ((key, path), content) in to_read.into_iter().zip(contents) {
+            let der = match content {
+                Ok(d) => d,
+                Err(e) => {
+                    log_warn!(log_, "cannot read \"{}\": {e}", path.display());
+                    continue;
+                }
             };
             let Some(&cert) = by_key.get(&key) else {
                 // Kept while it could serve a certificate put back in the
