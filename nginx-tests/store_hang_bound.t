@@ -27,11 +27,7 @@ $t->make_ca('root');
 $t->make_cert("c$_", ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for 1 .. $N;
 $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
-my $servers = join '', map {
-	# The raw number: write_file_expand maps 127.0.0.1:8NNN with port().
-	"    server {\n        listen 127.0.0.1:" . (8100 + $_) . " ssl;\n"
-	. "        ssl_certificate c$_.chain.crt;\n        ssl_certificate_key c$_.key;\n    }\n"
-} 1 .. $N;
+my $servers = $t->tls_servers(8101, map { "c$_" } 1 .. $N);
 $t->write_file_expand('nginx.conf', <<"EOF");
 %%TEST_GLOBALS%%
 
@@ -54,7 +50,7 @@ http {
 $servers}
 EOF
 $t->run(workers => 1);
-my $all_stapled = sub { !grep { !$t->handshake(port(8100 + $_))->{staple} } 1 .. $N };
+my $all_stapled = sub { $t->all_stapled(map { port(8100 + $_) } 1 .. $N) };
 ok(wait_for($all_stapled, 20), "all $N stapled");
 my ($worker) = $t->workers;
 my $threads = sub { $t->read_file("/proc/$worker/status") =~ /^Threads:\s+(\d+)/m ? $1 : 0 };

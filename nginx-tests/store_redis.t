@@ -47,10 +47,7 @@ my $url = "redis://:$password\@127.0.0.1:8070/0";
 my $shown = qr/redis:\/\/127\.0\.0\.1:$redis_port\/0/;
 my $conf = sub {
 	my ($n, $store) = @_;
-	my $servers = join '', map {
-		"    server {\n        listen 127.0.0.1:" . server_port($n, $_) . " ssl;\n"
-		. "        ssl_certificate $dir/c$_.chain.crt;\n        ssl_certificate_key $dir/c$_.key;\n    }\n"
-	} 1 .. $N;
+	my $servers = $t->tls_servers(server_port($n, 1), map { "c$_" } 1 .. $N);
 	return "%%TEST_GLOBALS%%\ndaemon off;\nworker_processes 2;\nssl_stapling_fetch_timeout 3s;\n"
 		. "ssl_stapling_refresh_min_interval 0;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n"
 		. "    ssl_stapling on;\n    ssl_stapling_store $store;\n"
@@ -62,15 +59,7 @@ my $start = sub {
 	$n->write_file_expand('nginx.conf', $conf->($n, $store));
 	$n->run(workers => 2);
 };
-my $all_stapled = sub {
-	my ($n) = @_;
-	for my $i (1 .. $N) {
-		my $r = $n->handshake(port(server_port($n, $i)));
-		diag("handshake failed: $r->{error}") unless $r->{ok};
-		return 0 unless $r->{staple};
-	}
-	return 1;
-};
+my $all_stapled = sub { $t->all_stapled(map { port(server_port($_[0], $_)) } 1 .. $N) };
 my $refresh = sub {
 	my ($n, $what) = @_;
 	my ($status) = $n->http_request(status_port($n), "/status?refresh=" . ($what // 'all'), method => 'POST');

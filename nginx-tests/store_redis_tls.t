@@ -46,10 +46,7 @@ $t->plan(7 + 6);
 my $shown = qr/rediss:\/\/127\.0\.0\.1:$redis_port\/0/;
 my $start = sub {
 	my ($n, $ca) = @_;
-	my $servers = join '', map {
-		"    server {\n        listen 127.0.0.1:" . server_port($n, $_) . " ssl;\n"
-		. "        ssl_certificate $dir/c$_.chain.crt;\n        ssl_certificate_key $dir/c$_.key;\n    }\n"
-	} 1 .. $N;
+	my $servers = $t->tls_servers(server_port($n, 1), map { "c$_" } 1 .. $N);
 	$n->write_file_expand('nginx.conf', "%%TEST_GLOBALS%%\ndaemon off;\nworker_processes 2;\n"
 		. "ssl_stapling_fetch_timeout 3s;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n"
 		. "    ssl_stapling on;\n"
@@ -58,10 +55,7 @@ my $start = sub {
 		. "$servers}\n");
 	$n->run(workers => 2);
 };
-my $all_stapled = sub {
-	my ($n) = @_;
-	!grep { !$n->handshake(port(server_port($n, $_)))->{staple} } 1 .. $N;
-};
+my $all_stapled = sub { $t->all_stapled(map { port(server_port($_[0], $_)) } 1 .. $N) };
 
 $start->($nginx[0], 'root');
 ok(wait_for(sub { $all_stapled->($nginx[0]) }, 20), 'first instance: stapled');

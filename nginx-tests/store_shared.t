@@ -36,21 +36,12 @@ $t->start_ocsp_responder(ca => 'root', port => $ocsp);
 
 my $conf = sub {
 	my ($n, $store) = @_;
-	my $servers = join '', map {
-		"    server {\n        listen 127.0.0.1:" . server_port($n, $_) . " ssl;\n"
-		. "        ssl_certificate $dir/c$_.chain.crt;\n        ssl_certificate_key $dir/c$_.key;\n    }\n"
-	} 1 .. $N;
+	my $servers = $t->tls_servers(server_port($n, 1), map { "c$_" } 1 .. $N);
 	return "worker_processes 2;\nssl_stapling_refresh_min_interval 0;\nevents { }\nhttp {\n    %%TEST_GLOBALS_HTTP%%\n    ssl_stapling on;\n    ssl_stapling_store $store;\n"
 		. "    server {\n        listen 127.0.0.1:" . (8090 + $index{$n}) . ";\n"
 		. "        location = /status { ssl_stapling_status refresh; }\n    }\n$servers}\n";
 };
-my $all_stapled = sub {
-	my ($n) = @_;
-	for my $i (1 .. $N) {
-		return 0 unless $n->handshake(port(server_port($n, $i)))->{staple};
-	}
-	return 1;
-};
+my $all_stapled = sub { $t->all_stapled(map { port(server_port($_[0], $_)) } 1 .. $N) };
 
 # Without "shared" (each instance its own store): every instance fetches
 # every staple.

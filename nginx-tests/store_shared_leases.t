@@ -27,11 +27,7 @@ my $store = "$dir/store";
 $t->make_ca('root');
 $t->make_cert($_, ca => 'root', type => 'ec', ocsp => "http://127.0.0.1:$ocsp/") for @cases;
 
-my $servers = join '', map {
-	# The raw number: write_file_expand maps 127.0.0.1:8NNN with port().
-	"    server {\n        listen 127.0.0.1:" . (8100 + $_) . " ssl;\n"
-	. "        ssl_certificate $cases[$_].chain.crt;\n        ssl_certificate_key $cases[$_].key;\n    }\n"
-} 0 .. $#cases;
+my $servers = $t->tls_servers(8100, @cases);
 $t->write_file_expand('nginx.conf', <<"EOF");
 %%TEST_GLOBALS%%
 

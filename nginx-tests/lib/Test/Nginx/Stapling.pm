@@ -210,6 +210,32 @@ sub unstapled {
 	return $r->{ok} && !defined $r->{staple};
 }
 
+# Whether a handshake to each of @ports (numbers port() gives) carries a
+# staple; a failed handshake is said, and is not stapled.
+sub all_stapled {
+	my ($self, @ports) = @_;
+	for my $p (@ports) {
+		my $r = $self->handshake($p);
+		Test::More::diag("handshake to port $p failed: $r->{error}") unless $r->{ok};
+		return 0 unless $r->{staple};
+	}
+	return 1;
+}
+
+# nginx.conf text: one TLS server per certificate of @names (NAME.chain.crt
+# and NAME.key in this test's directory), listening on 127.0.0.1:$first,
+# $first + 1, ...: raw numbers, which write_file_expand maps with port().
+# Several instances of a fleet test load the certificates of one.
+sub tls_servers {
+	my ($self, $first, @names) = @_;
+	my $dir = $self->testdir;
+	return join '', map {
+		"    server {\n        listen 127.0.0.1:" . ($first + $_) . " ssl;\n"
+		. "        ssl_certificate $dir/$names[$_].chain.crt;\n"
+		. "        ssl_certificate_key $dir/$names[$_].key;\n    }\n"
+	} 0 .. $#names;
+}
+
 # A plain HTTP/1.0 request to 127.0.0.1:$port: (status, headers, body).
 sub http_request {
 	my ($self, $port, $path, %o) = @_;
