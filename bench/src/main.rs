@@ -418,6 +418,11 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         .find(|l| l.contains("took over"))
         .unwrap_or_default()
         .to_string();
+    let store_line = restart_log
+        .lines()
+        .find(|l| l.contains("read from the store"))
+        .unwrap_or_default()
+        .to_string();
     nginx.stop();
 
     // Plain starts beside starts from the store, in turn (one start's
@@ -452,6 +457,7 @@ fn setup_scale(s: &Setup, o: &Options) -> Result<report::Scale> {
         plain,
         store_secs,
         restart_line,
+        store_line,
         restart_stapled_pct: pct(restart.stapled, restart.handshakes),
         restart_handshakes: restart.handshakes,
         pages,

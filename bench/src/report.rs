@@ -46,6 +46,9 @@ pub struct Scale {
     /// at each start from the store.
     pub store_secs: Vec<f64>,
     pub restart_line: String,
+    /// The module's line on the store at that restart ("... read from the
+    /// store ... (N by their seal)").
+    pub store_line: String,
     pub restart_stapled_pct: f64,
     pub restart_handshakes: u64,
     /// The status page's variants, with their size and build time.
@@ -288,10 +291,9 @@ pub fn scale(s: &Scale) {
         s.restart_stapled_pct,
         s.restart_handshakes
     );
-    println!(
-        "  {}",
-        s.restart_line.split("ssl_stapling: ").last().unwrap_or("")
-    );
+    for line in [&s.restart_line, &s.store_line] {
+        println!("  {}", line.split("ssl_stapling: ").last().unwrap_or(""));
+    }
     let secs = |v: &[Duration]| {
         v.iter()
             .map(|d| format!("{:.2}", d.as_secs_f64()))
