@@ -40,11 +40,12 @@ pub mod fuzzing {
     pub use crate::module::conf_values::{count, on_off, refresh_value, zone_name_and_size, RefreshValue};
     pub use crate::ocsp::responder::{ResponderUrl, ResponseReader, MAX_BODY};
     pub use crate::ocsp::response::{
-        check_response, check_whole, peek_next_update, CertificateStatusId, ChainSignatureCheck,
-        NoSignatureCheck, SignatureCheck, TimeRules,
+        check_response, check_whole, leading_response, peek_next_update, CertStatus, CertificateStatusId,
+        ChainSignatureCheck, CheckedResponse, NoSignatureCheck, SignatureCheck, TimeRules,
     };
     pub use crate::state::certificate::{tls_features, StapleKey};
     pub use crate::state::store::read_file;
+    pub use crate::state::store::seal::{take_apart, SealKey};
 }
 
 // The symbols nginx looks up in a dynamic module (nginx's own build system,

@@ -1,6 +1,7 @@
 //! Any bytes as a file in the store: read the way the master reads it
-//! (no link followed, no blocking, bounded), then checked as a staple, and
-//! any name as a store file name.
+//! (no link followed, no blocking, bounded), taken apart into a response
+//! and a seal and the seal tried, then checked as a staple; any bytes
+//! sealed and opened again; and any name as a store file name.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -9,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use ngx_ssl_stapling_module::fuzzing::StapleKey;
 use ngx_ssl_stapling_module::fuzzing::{check_response, peek_next_update, CertificateStatusId, NoSignatureCheck, TimeRules};
 use ngx_ssl_stapling_module::fuzzing::read_file;
+use ngx_ssl_stapling_module::fuzzing::{leading_response, take_apart, CertStatus, CheckedResponse, SealKey};
 use openssl::x509::X509;
 
 fn id() -> &'static CertificateStatusId {
@@ -18,6 +20,34 @@ fn id() -> &'static CertificateStatusId {
         let ca = X509::from_pem(include_bytes!("../../src/ocsp/fixtures/ca.pem")).expect("ca");
         CertificateStatusId::new(&leaf, Some(&ca))
     })
+}
+
+fn seal_key() -> &'static SealKey {
+    static KEY: OnceLock<SealKey> = OnceLock::new();
+    KEY.get_or_init(|| SealKey::from_bytes(&[7; 32]).expect("key"))
+}
+
+/// The bytes a seal would be over: a seal never opens on bytes it was not
+/// made for, and what is sealed opens as it was whenever the bytes are one
+/// whole DER element (what the store seals).
+fn seal_round_trip(data: &[u8]) {
+    let key = StapleKey([1; 32]);
+    let stored = take_apart(data);
+    assert!(data.starts_with(stored.der));
+    assert!(seal_key().open(&key, &stored).is_none(), "a seal opened on bytes no key sealed");
+    let resp = CheckedResponse {
+        der: data.to_vec(),
+        status: CertStatus::Good,
+        this_update: 1_700_000_000,
+        next_update: Some(1_700_086_400),
+    };
+    let Some(sealed) = seal_key().seal(&key, &resp) else { return };
+    let opened = seal_key().open(&key, &take_apart(&sealed));
+    match leading_response(data) {
+        Some((_, rest)) if rest.is_empty() => assert_eq!(opened, Some(resp)),
+        _ => assert!(opened.is_none() || opened == Some(resp)),
+    }
+    assert!(seal_key().open(&StapleKey([2; 32]), &take_apart(&sealed)).is_none());
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -33,8 +63,10 @@ fuzz_target!(|data: &[u8]| {
     match read_file(&path) {
         Ok(der) => {
             assert_eq!(der, data);
-            let _ = check_response(&der, id(), &NoSignatureCheck, 1_700_000_000, &TimeRules::default());
-            let _ = peek_next_update(&der);
+            seal_round_trip(&der);
+            let der = take_apart(&der).der;
+            let _ = check_response(der, id(), &NoSignatureCheck, 1_700_000_000, &TimeRules::default());
+            let _ = peek_next_update(der);
         }
         Err(_) => assert!(data.len() > 64 * 1024),
     }

@@ -18,8 +18,8 @@ use crate::state::store::StapleStore;
 impl StaplingContext {
     /// The size of each staple in a store directory, by key, from the
     /// files' metadata (a store file is the response's DER, and its seal
-    /// when the store seals): what the zone is sized from. Empty for other stores and when the directory cannot
-    /// be listed (the fill says why).
+    /// when the store seals): what the zone is sized from. Empty for other
+    /// stores and when the directory cannot be listed (the fill says why).
     pub(super) fn stored_sizes(&self) -> HashMap<StapleKey, usize> {
         let Some(dir) = self.store.as_ref().and_then(|s| s.as_dir()) else {
             return HashMap::new();
