@@ -4,12 +4,13 @@
 //! the workers make them off the event loop (`fetch::blocking`).
 //!
 //! The directory store: one file per staple, `<staple
-//! id>.der` (see `StapleKey`), holding its last accepted response, so that a
+//! id>.der` (see `StapleKey`), holding its last accepted response and that
+//! response's seal (`seal`), so that a
 //! restarted nginx staples its first handshakes even while the responder is
 //! down. Files are written atomically (a temporary file in the same
 //! directory, then renamed over the old one): a crash of nginx leaves the
 //! old file or the new one, never half of either. They are not fsync'ed: the
-//! write happens on the worker's event loop, and the store is a cache —
+//! store is a cache —
 //! after a power loss a file the kernel had not written is at worst empty,
 //! which is one warning at the next start and a fetch.
 
@@ -500,8 +501,9 @@ impl StapleStore for Store {
     }
 }
 
-/// The largest file the store reads: the largest response a fetch reads.
-const MAX_FILE: u64 = crate::ocsp::responder::MAX_BODY as u64;
+/// The largest file the store reads: the largest response a fetch reads,
+/// and its seal.
+const MAX_FILE: u64 = (crate::ocsp::responder::MAX_BODY + seal::SEAL_LEN) as u64;
 
 /// Reads one store file the way a file in a directory others can write
 /// must be read, above all by the master running as root: without

@@ -351,17 +351,17 @@ impl StapleStore for RedisStore {
             let written = match &persist {
                 Persist::Keep => Ok(()),
                 Persist::Write(resp) => {
-                    let (der, next_update) = (&resp.der, &resp.next_update.unwrap_or(0));
-                    let ttl = if *next_update > now {
+                    let next_update = resp.next_update.unwrap_or(0);
+                    let ttl = if next_update > now {
                         next_update - now
-                    } else if *next_update == 0 {
+                    } else if next_update == 0 {
                         TTL_WITHOUT_NEXT_UPDATE
                     } else {
                         1
                     };
                     redis::cmd("SET")
                         .arg(&staple)
-                        .arg(der)
+                        .arg(&resp.der)
                         .arg("PX")
                         .arg(ttl * 1000)
                         .query::<()>(con)
