@@ -136,6 +136,7 @@ pub(super) unsafe fn store_of(
 /// first start), or why there is none: a `warn`, and every stored staple
 /// is then checked in full, signature and all, at each start.
 fn seal_key(dir: &store::Store, log_: Option<Log>) -> Option<store::seal::SealKey> {
+    let path = store::seal::key_path(&dir.dir);
     match store::seal::load_or_make(&dir.dir) {
         Ok((key, made)) => {
             if let (true, Some(log_)) = (made, log_) {
@@ -143,7 +144,7 @@ fn seal_key(dir: &store::Store, log_: Option<Log>) -> Option<store::seal::SealKe
                     log_,
                     "made the key that seals the staples of the store \"{}\": \"{}\"",
                     dir.shown,
-                    dir.dir.join(store::seal::KEY_FILE).display()
+                    path.display()
                 );
             }
             Some(key)
@@ -154,7 +155,7 @@ fn seal_key(dir: &store::Store, log_: Option<Log>) -> Option<store::seal::SealKe
                     log_,
                     "the store's key \"{}\" is not used: {e}; stored staples are checked in full \
                      (signature and all) at each start; remove it and a new one is made",
-                    dir.dir.join(store::seal::KEY_FILE).display()
+                    path.display()
                 );
             }
             None

@@ -91,12 +91,8 @@ impl StaplingContext {
         });
         let mut read = Vec::new();
         for ((key, path), content) in to_read.into_iter().zip(contents) {
-            let der = match content {
-                Ok(d) => d,
-                Err(e) => {
-                    log_warn!(log_, "cannot read \"{}\": {e}", path.display());
-                    continue;
-                }
+            let Some(der) = logged(&path, content, log_) else {
+                continue;
             };
             let Some(&cert) = by_key.get(&key) else {
                 // Kept while it could serve a certificate put back in the
@@ -148,7 +144,7 @@ impl StaplingContext {
                 continue;
             }
             let shown = path.display();
-            let Some(der) = read_logged(&path, log_) else {
+            let Some(der) = logged(&path, crate::state::store::read_file(&path), log_) else {
                 continue;
             };
             let mut why = None;
@@ -351,9 +347,9 @@ pub enum Unusable {
     Unknown,
 }
 
-/// A store file's content, or one warning saying why it cannot be read.
-fn read_logged(path: &std::path::Path, log_: Log) -> Option<Vec<u8>> {
-    match crate::state::store::read_file(path) {
+/// A store file's content as read, or the one warning saying why not.
+fn logged(path: &std::path::Path, content: std::io::Result<Vec<u8>>, log_: Log) -> Option<Vec<u8>> {
+    match content {
         Ok(d) => Some(d),
         Err(e) => {
             log_warn!(log_, "cannot read \"{}\": {e}", path.display());

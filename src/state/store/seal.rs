@@ -37,7 +37,7 @@ use crate::ocsp::response::{leading_response, CertStatus, CheckedResponse};
 use crate::state::certificate::StapleKey;
 
 /// The key's file in the store directory.
-pub const KEY_FILE: &str = ".seal-key";
+const KEY_FILE: &str = ".seal-key";
 const KEY_LEN: usize = 32;
 const MAC_LEN: usize = 32;
 /// The bytes a seal adds to a staple's DER.
@@ -184,11 +184,16 @@ impl SealKey {
     }
 }
 
+/// Where the key of store directory `dir` is.
+pub fn key_path(dir: &Path) -> std::path::PathBuf {
+    dir.join(KEY_FILE)
+}
+
 /// The store directory's key: read from `.seal-key`, or made there when
 /// there is none. The bool says it was made now. Called by the master
 /// (before the workers start, as the user that owns the key).
 pub fn load_or_make(dir: &Path) -> Result<(SealKey, bool), KeyError> {
-    let path = dir.join(KEY_FILE);
+    let path = key_path(dir);
     match read_key(&path) {
         Err(KeyError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
         other => return other.map(|k| (k, false)),
