@@ -382,6 +382,9 @@ sub ocsp_response {
 sub start_daemon {
 	my ($self, $name, $ready, @cmd) = @_;
 	my $log = $self->testdir . "/$name.log";
+	# The log is appended to when a daemon is started again: its ready
+	# line is looked for only in what this start writes.
+	my $mark = -e $log ? -s $log : 0;
 	$self->run_daemon(sub {
 		setpgrp(0, 0);
 		chdir $self->testdir;
@@ -389,8 +392,8 @@ sub start_daemon {
 		POSIX::_exit(127);
 	});
 	$self->{_named}{$name} = $self->{_daemons}[-1];
-	wait_for(sub { $self->read_file("$name.log") =~ $ready }, 10)
-		or die "$name did not start:\n" . $self->read_file("$name.log");
+	wait_for(sub { substr($self->read_file("$name.log"), $mark) =~ $ready }, 10)
+		or die "$name did not start:\n" . substr($self->read_file("$name.log"), $mark);
 }
 
 # The pid of daemon $name (the program itself: start_daemon execs it).
