@@ -70,7 +70,6 @@ impl StaplingContext {
         for c in fetched() {
             by_sha256.entry(c.sha256).or_default().push(c);
         }
-        let mut found = HashSet::new();
         let mut legacy = Vec::new();
         let mut to_read = Vec::new();
         for (key, path) in files {
@@ -106,32 +105,10 @@ impl StaplingContext {
                 );
                 continue;
             };
-            read.push((key, path, cert, der));
+            read.push((key, cert, format!("\"{}\"", path.display()), der));
         }
-        let checks: Vec<_> = read
-            .iter()
-            .map(|(_, _, cert, der)| (self.stored_check(cert), &der[..]))
-            .collect();
-        let checked = check_all(&checks, now);
-        let mut out = Vec::new();
-        let mut sealed = 0;
-        for ((key, path, cert, _), result) in read.iter().zip(checked) {
-            match result {
-                Ok((resp, by_seal)) => {
-                    sealed += usize::from(by_seal);
-                    found.insert(*key);
-                    out.push((*key, resp));
-                }
-                Err(why) => {
-                    log_warn!(
-                        log_,
-                        "stored OCSP response \"{}\" for certificate \"{}\" ignored: {why}",
-                        path.display(),
-                        cert.name
-                    );
-                }
-            }
-        }
+        let (mut out, sealed) = self.check_read(&read, log_, now);
+        let found: HashSet<StapleKey> = out.iter().map(|(key, _)| *key).collect();
         for (sha256, path) in legacy {
             let want: Vec<&Certificate> = by_sha256
                 .get(&sha256)
@@ -201,34 +178,45 @@ impl StaplingContext {
         };
         let read: Vec<_> = values
             .into_iter()
-            .filter_map(|(key, der)| Some((key, *certs.get(&key)?, der)))
+            .filter_map(|(key, der)| Some((key, *certs.get(&key)?, store.staple_name(&key), der)))
             .collect();
+        let (out, sealed) = self.check_read(&read, log_, now);
+        log_read(out.len(), sealed, store, log_, started);
+        out
+    }
+
+    /// The stored responses in `read` (staple, its certificate, the
+    /// response's name in the store, the bytes) checked as fetched ones
+    /// are, spread over the cores: those that pass, and how many of them
+    /// their seal vouched for; one warning for each that does not.
+    fn check_read(
+        &self,
+        read: &[(StapleKey, &Certificate, String, Vec<u8>)],
+        log_: Log,
+        now: i64,
+    ) -> (Vec<(StapleKey, CheckedResponse)>, usize) {
         let checks: Vec<_> = read
             .iter()
-            .map(|(_, cert, der)| (self.stored_check(cert), &der[..]))
+            .map(|(_, cert, _, der)| (self.stored_check(cert), &der[..]))
             .collect();
-        let checked = check_all(&checks, now);
         let mut out = Vec::new();
         let mut sealed = 0;
-        for ((key, cert, _), result) in read.iter().zip(checked) {
-            let key = *key;
+        for ((key, cert, shown, _), result) in read.iter().zip(check_all(&checks, now)) {
             match result {
                 Ok((resp, by_seal)) => {
                     sealed += usize::from(by_seal);
-                    out.push((key, resp));
+                    out.push((*key, resp));
                 }
                 Err(why) => {
                     log_warn!(
                         log_,
-                        "stored OCSP response {} for certificate \"{}\" ignored: {why}",
-                        store.staple_name(&key),
+                        "stored OCSP response {shown} for certificate \"{}\" ignored: {why}",
                         cert.name
                     );
                 }
             }
         }
-        log_read(out.len(), sealed, store, log_, started);
-        out
+        (out, sealed)
     }
 
     /// A stored response checked for `cert`'s staple as a fetched one is
