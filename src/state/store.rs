@@ -5,14 +5,13 @@
 //!
 //! The directory store: one file per staple, `<staple
 //! id>.der` (see `StapleKey`), holding its last accepted response and that
-//! response's seal (`seal`), so that a
-//! restarted nginx staples its first handshakes even while the responder is
-//! down. Files are written atomically (a temporary file in the same
-//! directory, then renamed over the old one): a crash of nginx leaves the
-//! old file or the new one, never half of either. They are not fsync'ed: the
-//! store is a cache —
-//! after a power loss a file the kernel had not written is at worst empty,
-//! which is one warning at the next start and a fetch.
+//! response's seal (`seal`), so that a restarted nginx staples its first
+//! handshakes even while the responder is down. Files are written
+//! atomically (a temporary file in the same directory, then renamed over
+//! the old one): a crash of nginx leaves the old file or the new one, never
+//! half of either. They are not fsync'ed: the store is a cache — after a
+//! power loss a file the kernel had not written is at worst empty, which is
+//! one warning at the next start and a fetch.
 
 use std::ffi::CString;
 use std::fs;

@@ -105,9 +105,10 @@ impl StaplingContext {
                 );
                 continue;
             };
-            read.push((key, cert, format!("\"{}\"", path.display()), der));
+            read.push((key, cert, path, der));
         }
-        let (mut out, sealed) = self.check_read(&read, log_, now);
+        let (mut out, sealed) =
+            self.check_read(&read, |_, path| format!("\"{}\"", path.display()), log_, now);
         let found: HashSet<StapleKey> = out.iter().map(|(key, _)| *key).collect();
         for (sha256, path) in legacy {
             let want: Vec<&Certificate> = by_sha256
@@ -178,20 +179,22 @@ impl StaplingContext {
         };
         let read: Vec<_> = values
             .into_iter()
-            .filter_map(|(key, der)| Some((key, *certs.get(&key)?, store.staple_name(&key), der)))
+            .filter_map(|(key, der)| Some((key, *certs.get(&key)?, (), der)))
             .collect();
-        let (out, sealed) = self.check_read(&read, log_, now);
+        let (out, sealed) = self.check_read(&read, |key, ()| store.staple_name(key), log_, now);
         log_read(out.len(), sealed, store, log_, started);
         out
     }
 
-    /// The stored responses in `read` (staple, its certificate, the
-    /// response's name in the store, the bytes) checked as fetched ones
-    /// are, spread over the cores: those that pass, and how many of them
-    /// their seal vouched for; one warning for each that does not.
-    fn check_read(
+    /// The stored responses in `read` (staple, its certificate, where the
+    /// store keeps it, the bytes) checked as fetched ones are, spread over
+    /// the cores: those that pass, and how many of them their seal vouched
+    /// for; one warning for each that does not, naming the response as
+    /// `name` says (made only then: a start reads thousands).
+    fn check_read<T>(
         &self,
-        read: &[(StapleKey, &Certificate, String, Vec<u8>)],
+        read: &[(StapleKey, &Certificate, T, Vec<u8>)],
+        name: impl Fn(&StapleKey, &T) -> String,
         log_: Log,
         now: i64,
     ) -> (Vec<(StapleKey, CheckedResponse)>, usize) {
@@ -201,7 +204,7 @@ impl StaplingContext {
             .collect();
         let mut out = Vec::new();
         let mut sealed = 0;
-        for ((key, cert, shown, _), result) in read.iter().zip(check_all(&checks, now)) {
+        for ((key, cert, at, _), result) in read.iter().zip(check_all(&checks, now)) {
             match result {
                 Ok((resp, by_seal)) => {
                     sealed += usize::from(by_seal);
@@ -210,7 +213,8 @@ impl StaplingContext {
                 Err(why) => {
                     log_warn!(
                         log_,
-                        "stored OCSP response {shown} for certificate \"{}\" ignored: {why}",
+                        "stored OCSP response {} for certificate \"{}\" ignored: {why}",
+                        name(key, at),
                         cert.name
                     );
                 }
